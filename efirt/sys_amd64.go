@@ -1,0 +1,111 @@
+package efirt
+
+// Linux system-call numbers for amd64, as the runtime and std issue them.
+const (
+	sysRead            = 0
+	sysWrite           = 1
+	sysClose           = 3
+	sysMmap            = 9
+	sysMprotect        = 10
+	sysMunmap          = 11
+	sysBrk             = 12
+	sysRtSigaction     = 13
+	sysRtSigprocmask   = 14
+	sysRtSigreturn     = 15
+	sysIoctl           = 16
+	sysPread64         = 17
+	sysSchedYield      = 24
+	sysMincore         = 27
+	sysMadvise         = 28
+	sysNanosleep       = 35
+	sysSetitimer       = 38
+	sysGetpid          = 39
+	sysClone           = 56
+	sysExit            = 60
+	sysKill            = 62
+	sysUname           = 63
+	sysFcntl           = 72
+	sysSigaltstack     = 131
+	sysPrctl           = 157
+	sysArchPrctl       = 158
+	sysGettid          = 186
+	sysTkill           = 200
+	sysFutex           = 202
+	sysSchedGetaffin   = 204
+	sysTimerCreate     = 222
+	sysTimerSettime    = 223
+	sysTimerDelete     = 226
+	sysClockGettime    = 228
+	sysExitGroup       = 231
+	sysEpollCtl        = 233
+	sysTgkill          = 234
+	sysOpenat          = 257
+	sysFaccessat       = 269
+	sysEpollPwait      = 281
+	sysEventfd2        = 290
+	sysEpollCreate1    = 291
+	sysPipe2           = 293
+	sysPrlimit64       = 302
+	sysGetrandom       = 318
+	sysEpollPwait2     = 441
+	sysMaxKnown        = 512
+	sysFirmwareCall    = 0x0ef1 // efirt's own: Call from a goroutine
+	archSetFS          = 0x1002 // arch_prctl(ARCH_SET_FS)
+	epollEventSize     = 12     // struct epoll_event is packed on amd64
+	pageSize           = 4096
+	firmwareStackBytes = 256 << 10
+)
+
+// The machine layer, in efirt_amd64.s.
+
+// trapReturn restores the user registers from the frame at SP and returns
+// to the instruction after the rewritten system call. It is never called
+// from Go; new threads start in it.
+func trapReturn()
+
+// trapReturnPC returns the address of trapReturn.
+func trapReturnPC() uintptr
+
+// swtch saves the kernel context of from and resumes to, loading its FS base.
+//
+//go:noescape
+func swtch(from, to *thread)
+
+// setFSBase loads the FS base register of the running thread.
+func setFSBase(addr uintptr)
+
+// fwcall calls the firmware function fn with the first n of args under the
+// Microsoft x64 convention, on the firmware stack, with interrupts enabled
+// only for the duration of the call.
+//
+//go:noescape
+func fwcall(fn uintptr, args *[maxArgs]uintptr, n uintptr) uintptr
+
+// rdtsc reads the time-stamp counter.
+func rdtsc() uint64
+
+// rdrand returns a hardware random number, or ok false when RDRAND keeps
+// failing.
+func rdrand() (v uint64, ok bool)
+
+// cpuid executes CPUID for leaf and sub-leaf.
+func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+
+// counter reads the free-running CPU counter the monotonic clock is built on.
+func counter() uint64 { return rdtsc() }
+
+// hwRandom returns a random word from the CPU when it has an instruction
+// for that.
+func hwRandom() (uint64, bool) {
+	if !hasRDRAND {
+		return 0, false
+	}
+	return rdrand()
+}
+
+var hasRDRAND bool
+
+func archInit() {
+	_, _, c, _ := cpuid(1, 0)
+	hasRDRAND = c&(1<<30) != 0
+}
