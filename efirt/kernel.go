@@ -131,6 +131,8 @@ func dispatch(fp uintptr) {
 		r = getrandom(a1, a2)
 	case sysOpenat, sysFaccessat:
 		r = errno(enoent) // no files: /proc, /sys and /etc probes see ENOENT
+	case sysPrctl:
+		r = errno(einval) // only naming anonymous mappings is asked for
 	case sysPread64, sysIoctl:
 		r = errno(ebadf)
 	case sysFcntl:

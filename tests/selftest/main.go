@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ociboot/ociboot/efirt"
 	"github.com/ociboot/ociboot/uefi"
 	"github.com/usbarmory/tamago/dma"
 )
@@ -79,6 +80,9 @@ func main() {
 		}
 		fmt.Printf("selftest: %-10s ok   %s (%v)\n", c.name, detail, took)
 	}
+	st := efirt.ReadStats()
+	fmt.Printf("selftest: efirt     threads created %d, ENOSYS %d, counter %d MHz, pages peak %d MiB\n",
+		st.ThreadsCreated, st.ENOSYS, st.CounterHz/1e6, st.PagesPeak*4096>>20)
 	if failed > 0 {
 		fmt.Printf("selftest: verdict FAIL (%d of %d checks failed)\n", failed, len(checks))
 		os.Exit(1)
@@ -240,14 +244,14 @@ func checkTLS() (string, error) {
 		return "", err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "selftest.ociboot"},
-		DNSNames:     []string{"selftest.ociboot"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true,
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "selftest.ociboot"},
+		DNSNames:              []string{"selftest.ociboot"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)

@@ -1,0 +1,139 @@
+// Command ociboot is the host side of ociboot: it builds Go programs into
+// EFI applications that run on efirt and boots them under QEMU.
+//
+//	ociboot build [-arch amd64] [-o FILE] [PACKAGE]
+//	ociboot run [-arch amd64] [-timeout DURATION] [-firmware PATH] FILE.efi [ARGS...]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ociboot/ociboot/efirt/build"
+	"github.com/ociboot/ociboot/efirt/qemu"
+)
+
+const usage = `usage: ociboot <command> [flags] [arguments]
+
+commands:
+  build   build a Go main package into a PE32+ EFI application
+  run     boot an EFI application in QEMU and exit with its status
+
+Run 'ociboot <command> -h' for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var code int
+	switch os.Args[1] {
+	case "build":
+		code = cmdBuild(ctx, os.Args[2:])
+	case "run":
+		code = cmdRun(ctx, os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "ociboot: unknown command %q\n\n%s", os.Args[1], usage)
+		code = 2
+	}
+	stop()
+	os.Exit(code)
+}
+
+func cmdBuild(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	arch := fs.String("arch", defaultArch(), "target architecture (GOARCH)")
+	out := fs.String("o", "", "output file (default: PACKAGE's name with .efi)")
+	keepELF := fs.String("elf", "", "also keep the first link's ELF, with symbols, at this path")
+	verbose := fs.Bool("v", false, "print what the build does")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: ociboot build [-arch ARCH] [-o FILE] [PACKAGE]\n\nPACKAGE defaults to ./cmd/bootd.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return 2
+	}
+	pkg := "./cmd/bootd"
+	if fs.NArg() == 1 {
+		pkg = fs.Arg(0)
+	}
+	if *out == "" {
+		*out = filepath.Base(strings.TrimSuffix(pkg, "/")) + ".efi"
+	}
+	logf := func(string, ...any) {}
+	if *verbose {
+		logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "ociboot: "+f+"\n", a...) }
+	}
+	start := time.Now()
+	res, err := build.Build(ctx, build.Options{Arch: *arch, Package: pkg, Output: *out, KeepELF: *keepELF, Log: logf})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ociboot build: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "ociboot: built %s (%s, %d bytes, %d relocations) in %v\n",
+		res.Output, *arch, res.Size, res.Relocs, time.Since(start).Round(time.Millisecond))
+	return 0
+}
+
+func cmdRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	arch := fs.String("arch", defaultArch(), "architecture of the machine (GOARCH)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	firmware := fs.String("firmware", "", "firmware code image (default: edk2 2025.02 from Debian trixie, fetched and cached)")
+	mem := fs.Int("m", 2048, "memory in MiB")
+	quiet := fs.Bool("q", false, "do not print the runner's own messages")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: ociboot run [-arch ARCH] [-timeout DURATION] [-firmware PATH] FILE.efi [ARGS...]\n\n"+
+			"Exits with the program's status, %d on timeout, %d when QEMU or the firmware fails.\n", qemu.StatusTimeout, qemu.StatusFirmwareFailure)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() < 1 {
+		fs.Usage()
+		return 2
+	}
+	var log *os.File
+	if !*quiet {
+		log = os.Stderr
+	}
+	cfg := qemu.Config{Arch: *arch, Firmware: *firmware, Timeout: *timeout, MemoryMiB: *mem, Stdout: os.Stdout}
+	if log != nil {
+		cfg.Log = log
+	}
+	res, err := qemu.Run(ctx, cfg, fs.Arg(0), fs.Args()[1:])
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "ociboot run: %v\n", err)
+		return qemu.StatusFirmwareFailure
+	}
+	if log != nil {
+		fmt.Fprintf(log, "ociboot: %s after %v\n", res.Reason, res.Duration.Round(time.Millisecond))
+	}
+	return res.Status
+}
+
+func defaultArch() string {
+	if a := os.Getenv("OCIBOOT_ARCH"); a != "" {
+		return a
+	}
+	return runtime.GOARCH
+}

@@ -1,0 +1,150 @@
+//go:build linux
+
+package qemu
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// qemuPackage names the QEMU binary and the Debian package shipping it.
+var qemuPackage = map[string]struct{ binary, pkg string }{
+	"amd64": {"qemu-system-x86_64", "qemu-system-x86"},
+}
+
+func errUnsupportedArch(arch string) error {
+	return fmt.Errorf("qemu: arch %q is not supported yet (only amd64)", arch)
+}
+
+func archOf(cfg Config) string {
+	if cfg.Arch == "" {
+		return "amd64"
+	}
+	return cfg.Arch
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "qemu: "+format+"\n", args...)
+	}
+}
+
+// cacheDir is where fetched firmware is kept across runs.
+func cacheDir() (string, error) {
+	if d := os.Getenv("OCIBOOT_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the cache directory (set OCIBOOT_CACHE): %w", err)
+	}
+	return filepath.Join(d, "ociboot"), nil
+}
+
+// FindQEMU returns the qemu-system binary for the arch, installing the
+// Debian package when missing and running as root.
+func FindQEMU(cfg Config) (string, error) {
+	arch := archOf(cfg)
+	q, ok := qemuPackage[arch]
+	if !ok {
+		return "", errUnsupportedArch(arch)
+	}
+	if p, err := exec.LookPath(q.binary); err == nil {
+		logf(cfg.Log, "using %s", p)
+		return p, nil
+	}
+	logf(cfg.Log, "%s not found; installing the Debian packages %s and ovmf", q.binary, q.pkg)
+	// ovmf comes along: it is the firmware of last resort.
+	if err := aptInstall(cfg.Log, q.pkg, "ovmf"); err != nil {
+		return "", fmt.Errorf("%s not found and not installed (install the Debian package %s, e.g. apt-get install %s ovmf): %w", q.binary, q.pkg, q.pkg, err)
+	}
+	p, err := exec.LookPath(q.binary)
+	if err != nil {
+		return "", fmt.Errorf("%s still not found after installing %s: %w", q.binary, q.pkg, err)
+	}
+	logf(cfg.Log, "using %s", p)
+	return p, nil
+}
+
+// aptMu keeps this process's installs from queueing on dpkg's lock one
+// behind the other with the same packages.
+var aptMu sync.Mutex
+
+// aptInstall installs Debian packages with the system's apt, updating the
+// package lists only when they are missing or the first attempt fails.
+func aptInstall(log io.Writer, pkgs ...string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("installing needs root")
+	}
+	aptGet, err := exec.LookPath("apt-get")
+	if err != nil {
+		return fmt.Errorf("no apt-get on this machine: %w", err)
+	}
+	aptMu.Lock()
+	defer aptMu.Unlock()
+	// Other processes (parallel test binaries) may be installing too: wait
+	// for dpkg's lock rather than fail.
+	lockWait := []string{"-o", "DPkg::Lock::Timeout=600"}
+	install := slices.Concat(lockWait, []string{"install", "-y", "--no-install-recommends"}, pkgs)
+	update := slices.Concat(lockWait, []string{"update"})
+	if !haveAptLists() {
+		if err := runApt(log, "", aptGet, update); err != nil {
+			return err
+		}
+	}
+	if err := runApt(log, "", aptGet, install); err == nil {
+		return nil
+	}
+	logf(log, "install failed; updating the package lists and retrying")
+	if err := runApt(log, "", aptGet, update); err != nil {
+		return err
+	}
+	return runApt(log, "", aptGet, install)
+}
+
+// haveAptLists tells whether apt has package lists to install from.
+func haveAptLists() bool {
+	m, _ := filepath.Glob("/var/lib/apt/lists/*_Packages*")
+	return len(m) > 0
+}
+
+// runApt runs apt-get in dir non-interactively, copying its output to log
+// and keeping the end of it for the error.
+func runApt(log io.Writer, dir, aptGet string, args []string) error {
+	logf(log, "running apt-get %s", strings.Join(args, " "))
+	var tail bytes.Buffer
+	cmd := exec.Command(aptGet, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	out := io.Writer(&tail)
+	if log != nil {
+		out = io.MultiWriter(&tail, log)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, lastLines(tail.String(), 5))
+	}
+	return nil
+}
+
+// lastLines returns the last n non-empty lines of s joined by "; ".
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "; ")
+}

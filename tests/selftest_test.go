@@ -1,0 +1,134 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ociboot/ociboot/efirt/build"
+	"github.com/ociboot/ociboot/efirt/qemu"
+)
+
+// arches are the architectures efirt runs on so far.
+var arches = []string{"amd64"}
+
+// selftestChecks are the lines the self-test must report as passed.
+var selftestChecks = []string{"goroutines", "gc", "timers", "monotonic", "wallclock", "rand", "sha256", "tls", "dma"}
+
+// buildEFI builds pkg for arch into the test's temporary directory.
+func buildEFI(t *testing.T, arch, pkg string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".efi")
+	res, err := build.Build(context.Background(), build.Options{Arch: arch, Package: pkg, Output: out, Dir: ".."})
+	if err != nil {
+		t.Fatalf("building %s for %s: %v", pkg, arch, err)
+	}
+	t.Logf("image %s: %d bytes, %d relocations, %d system-call sites rewritten", filepath.Base(out), res.Size, res.Relocs, res.Sites)
+	return out
+}
+
+// boot runs efi under QEMU and returns the result; the console goes to the
+// test log.
+func boot(t *testing.T, cfg qemu.Config, efi string, args ...string) qemu.Result {
+	t.Helper()
+	var console strings.Builder
+	cfg.Stdout = &console
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	cfg.FirstLineMarker = "selftest: Go "
+	res, err := qemu.Run(context.Background(), cfg, efi, args)
+	t.Logf("console:\n%s", console.String())
+	if err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	return res
+}
+
+func TestSelftest(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			efi := buildEFI(t, arch, "./tests/selftest")
+			st, err := os.Stat(efi)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			t.Run("checks", func(t *testing.T) {
+				res := boot(t, qemu.Config{Arch: arch}, efi)
+				requirePass(t, res)
+				t.Logf("figures (%s, default firmware): image %d bytes; QEMU start to first Go line %.2fs, to exit %.2fs",
+					arch, st.Size(), res.FirstOutput.Seconds(), res.Duration.Seconds())
+			})
+
+			t.Run("exit3", func(t *testing.T) {
+				res := boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute}, efi, "exit3")
+				if !res.Exited || res.Status != 3 {
+					t.Fatalf("exit3: got status %d (%s), want the program's own status 3", res.Status, res.Reason)
+				}
+			})
+
+			t.Run("panic", func(t *testing.T) {
+				res := boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute}, efi, "panic")
+				if !res.Exited || res.Status == 0 {
+					t.Fatalf("panic: got status %d (%s), want a non-zero exit reported by the program", res.Status, res.Reason)
+				}
+				for _, want := range []string{"panic: assignment to entry in nil map", "goroutine ", "main.main.func1"} {
+					if !strings.Contains(res.Console, want) {
+						t.Errorf("panic: console lacks %q", want)
+					}
+				}
+			})
+
+			t.Run("system-firmware", func(t *testing.T) {
+				fw, err := qemu.SystemFirmware(qemu.Config{Arch: arch, Log: testLog{t}})
+				if err != nil {
+					t.Fatalf("system firmware: %v", err)
+				}
+				res := boot(t, qemu.Config{Arch: arch, Firmware: fw.Code}, efi)
+				requirePass(t, res)
+				t.Logf("figures (%s, %s): QEMU start to first Go line %.2fs, to exit %.2fs",
+					arch, fw.Version, res.FirstOutput.Seconds(), res.Duration.Seconds())
+			})
+		})
+	}
+}
+
+var statsLine = regexp.MustCompile(`selftest: efirt +threads created (\d+), ENOSYS (\d+)`)
+
+// requirePass checks that every check passed, the verdict and exit status
+// say so, and efirt served every system call the program made.
+func requirePass(t *testing.T, res qemu.Result) {
+	t.Helper()
+	if !res.Exited || res.Status != 0 {
+		t.Errorf("status %d (%s), want 0", res.Status, res.Reason)
+	}
+	for _, c := range selftestChecks {
+		if !regexp.MustCompile(`selftest: ` + c + ` +ok `).MatchString(res.Console) {
+			t.Errorf("check %s did not pass", c)
+		}
+	}
+	if !strings.Contains(res.Console, "selftest: verdict PASS") {
+		t.Errorf("no PASS verdict")
+	}
+	m := statsLine.FindStringSubmatch(res.Console)
+	if m == nil {
+		t.Fatalf("no efirt statistics line")
+	}
+	if m[2] != "0" || strings.Contains(res.Console, "unsupported system call") {
+		t.Errorf("%s system calls reached ENOSYS", m[2])
+	}
+	t.Logf("threads created by the runtime: %s", m[1])
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
