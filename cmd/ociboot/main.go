@@ -3,6 +3,7 @@
 //
 //	ociboot build [-arch amd64] [-o FILE] [PACKAGE]
 //	ociboot run [-arch amd64] [-timeout DURATION] [-firmware PATH] FILE.efi [ARGS...]
+//	ociboot vet [-arch amd64] PACKAGE...
 package main
 
 import (
@@ -27,6 +28,7 @@ const usage = `usage: ociboot <command> [flags] [arguments]
 commands:
   build   build a Go main package into a PE32+ EFI application
   run     boot an EFI application in QEMU and exit with its status
+  vet     run go vet on main packages as they are built for EFI
 
 Run 'ociboot <command> -h' for the flags of a command.
 `
@@ -44,6 +46,8 @@ func main() {
 		code = cmdBuild(ctx, os.Args[2:])
 	case "run":
 		code = cmdRun(ctx, os.Args[2:])
+	case "vet":
+		code = cmdVet(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -129,6 +133,30 @@ func cmdRun(ctx context.Context, args []string) int {
 		fmt.Fprintf(log, "ociboot: %s after %v\n", res.Reason, res.Duration.Round(time.Millisecond))
 	}
 	return res.Status
+}
+
+func cmdVet(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("vet", flag.ContinueOnError)
+	arch := fs.String("arch", defaultArch(), "target architecture (GOARCH)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: ociboot vet [-arch ARCH] PACKAGE...\n\nVets EFI main packages with the efirt overlay, which plain go vet cannot build.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	code := 0
+	for _, pkg := range fs.Args() {
+		if err := build.Vet(ctx, build.Options{Arch: *arch, Package: pkg}); err != nil {
+			fmt.Fprintf(os.Stderr, "ociboot vet: %v\n", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 func defaultArch() string {

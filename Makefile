@@ -1,0 +1,52 @@
+# ociboot: `make demo` boots the demo, `make test` runs the whole suite.
+# Both install what they need (QEMU, firmware) on a Debian machine as root.
+
+GO      ?= go
+ARCH    ?= amd64
+BIN     := bin
+OCIBOOT := $(BIN)/ociboot
+
+# Main packages that only build for EFI (they need the efirt overlay);
+# plain go build, vet and test skip them and `ociboot vet` checks them.
+EFI_PKGS  := ./cmd/bootd ./tests/selftest
+HOST_PKGS  = $(shell $(GO) list ./... | grep -v -x -e '.*/cmd/bootd' -e '.*/tests/selftest')
+
+.PHONY: all demo test check fmt vet unit e2e clean
+
+all: $(OCIBOOT) $(BIN)/bootd.efi
+
+$(OCIBOOT): FORCE
+	$(GO) build -o $@ ./cmd/ociboot
+
+$(BIN)/bootd.efi: $(OCIBOOT) FORCE
+	$(OCIBOOT) build -arch $(ARCH) -o $@ ./cmd/bootd
+
+$(BIN)/selftest.efi: $(OCIBOOT) FORCE
+	$(OCIBOOT) build -arch $(ARCH) -o $@ ./tests/selftest
+
+# The demo, for now: the efirt self-test booted under QEMU and OVMF.
+demo: $(BIN)/selftest.efi
+	$(OCIBOOT) run -arch $(ARCH) $(BIN)/selftest.efi
+
+test: check
+	$(GO) test -count=1 -timeout 40m $(HOST_PKGS)
+
+check: fmt vet
+
+fmt:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet: $(OCIBOOT)
+	$(GO) vet $(HOST_PKGS)
+	$(OCIBOOT) vet -arch $(ARCH) $(EFI_PKGS)
+
+unit:
+	$(GO) test -count=1 $(filter-out %/tests,$(HOST_PKGS))
+
+e2e:
+	$(GO) test -count=1 -timeout 40m -v ./tests
+
+clean:
+	rm -rf $(BIN)
+
+FORCE:
