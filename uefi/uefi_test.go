@@ -1,0 +1,74 @@
+package uefi
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// Offsets from the UEFI 2.10 specification (64-bit).
+func TestTableOffsets(t *testing.T) {
+	var st SystemTable
+	var bs BootServices
+	var rt RuntimeServices
+	var li LoadedImage
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"SystemTable.ConOut", unsafe.Offsetof(st.ConOut), 64},
+		{"SystemTable.RuntimeServices", unsafe.Offsetof(st.RuntimeServices), 88},
+		{"SystemTable.BootServices", unsafe.Offsetof(st.BootServices), 96},
+		{"SystemTable.ConfigurationTable", unsafe.Offsetof(st.ConfigurationTable), 112},
+		{"BootServices.AllocatePages", unsafe.Offsetof(bs.AllocatePages), 40},
+		{"BootServices.HandleProtocol", unsafe.Offsetof(bs.HandleProtocol), 152},
+		{"BootServices.LoadImage", unsafe.Offsetof(bs.LoadImage), 200},
+		{"BootServices.Exit", unsafe.Offsetof(bs.Exit), 216},
+		{"BootServices.Stall", unsafe.Offsetof(bs.Stall), 248},
+		{"BootServices.SetWatchdogTimer", unsafe.Offsetof(bs.SetWatchdogTimer), 256},
+		{"BootServices.OpenProtocol", unsafe.Offsetof(bs.OpenProtocol), 280},
+		{"BootServices.LocateHandleBuffer", unsafe.Offsetof(bs.LocateHandleBuffer), 312},
+		{"BootServices.LocateProtocol", unsafe.Offsetof(bs.LocateProtocol), 320},
+		{"BootServices.CreateEventEx", unsafe.Offsetof(bs.CreateEventEx), 368},
+		{"RuntimeServices.GetTime", unsafe.Offsetof(rt.GetTime), 24},
+		{"RuntimeServices.ResetSystem", unsafe.Offsetof(rt.ResetSystem), 104},
+		{"LoadedImage.LoadOptionsSize", unsafe.Offsetof(li.LoadOptionsSize), 48},
+		{"LoadedImage.ImageBase", unsafe.Offsetof(li.ImageBase), 64},
+		{"LoadedImage.Unload", unsafe.Offsetof(li.Unload), 88},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestGUIDString(t *testing.T) {
+	if got, want := LoadedImageProtocolGUID.String(), "5b1b31a1-9562-11d2-8e3f-00a0c969723b"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	// The in-memory layout is little-endian in the first three fields.
+	if LoadedImageProtocolGUID[0] != 0xa1 || LoadedImageProtocolGUID[4] != 0x62 || LoadedImageProtocolGUID[8] != 0x8e {
+		t.Errorf("layout %x", LoadedImageProtocolGUID[:])
+	}
+}
+
+func TestUCS2(t *testing.T) {
+	u := UCS2("héllo\n€😀")
+	if u[len(u)-1] != 0 || u[1] != 'é' || u[6] != '€' || u[7] != 0xfffd {
+		t.Errorf("UCS2 = %x", u)
+	}
+	if got := FromUCS2(u); got != "héllo\n€\ufffd" {
+		t.Errorf("round trip %q", got)
+	}
+	if got := UCS2At(uintptr(unsafe.Pointer(&u[0])), 3); got != "hél" {
+		t.Errorf("UCS2At limited to 3 = %q", got)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	if NotFound.Err() == nil || Success.Err() != nil || Status(1).Err() != nil {
+		t.Error("Err misclassifies")
+	}
+	if NotFound.Error() != "EFI_NOT_FOUND" || Status(errorBit|99).String() != "EFI error 99" {
+		t.Errorf("strings: %v %v", NotFound, Status(errorBit|99))
+	}
+}
