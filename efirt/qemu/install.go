@@ -90,6 +90,15 @@ func aptInstall(log io.Writer, pkgs ...string) error {
 	}
 	aptMu.Lock()
 	defer aptMu.Unlock()
+	// Parallel test binaries may install at once; apt waits for dpkg's
+	// lock below but fails at once on the package lists' lock.
+	if dir, err := cacheDir(); err == nil && os.MkdirAll(dir, 0o755) == nil {
+		unlock, err := lockFile(filepath.Join(dir, "apt.lock"))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	// Other processes (parallel test binaries) may be installing too: wait
 	// for dpkg's lock rather than fail.
 	lockWait := []string{"-o", "DPkg::Lock::Timeout=600"}
