@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ociboot/ociboot/efirt/build"
 	"io"
 	"os"
 	"os/exec"
@@ -37,17 +38,9 @@ func logf(w io.Writer, format string, args ...any) {
 	}
 }
 
-// cacheDir is where fetched firmware is kept across runs.
-func cacheDir() (string, error) {
-	if d := os.Getenv("OCIBOOT_CACHE"); d != "" {
-		return d, nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the cache directory (set OCIBOOT_CACHE): %w", err)
-	}
-	return filepath.Join(d, "ociboot"), nil
-}
+// cacheDir is where fetched firmware is kept across runs: the same cache
+// the image builder uses.
+func cacheDir() (string, error) { return build.CacheDir() }
 
 // FindQEMU returns the qemu-system binary for the arch, installing the
 // Debian package when missing and running as root.
