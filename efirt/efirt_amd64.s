@@ -270,3 +270,18 @@ TEXT ·cpuid(SB),NOSPLIT,$0-24
 	MOVL	DX, d+20(FP)
 	RET
 
+
+// func enableXSAVE(xcr0 uint64)
+//
+// Sets CR4.OSXSAVE and loads XCR0, so the runtime may use the AVX state
+// the CPU has; firmware leaves it off.
+TEXT ·enableXSAVE(SB),NOSPLIT,$0-8
+	MOVQ	CR4, AX
+	ORQ	$(1<<18), AX
+	MOVQ	AX, CR4
+	MOVQ	xcr0+0(FP), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	XORL	CX, CX
+	BYTE	$0x0f; BYTE $0x01; BYTE $0xd1	// XSETBV
+	RET

@@ -91,6 +91,9 @@ func rdrand() (v uint64, ok bool)
 // cpuid executes CPUID for leaf and sub-leaf.
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 
+// enableXSAVE turns on XSAVE support in CR4 and loads XCR0.
+func enableXSAVE(xcr0 uint64)
+
 // counter reads the free-running CPU counter the monotonic clock is built on.
 func counter() uint64 { return rdtsc() }
 
@@ -108,4 +111,19 @@ var hasRDRAND bool
 func archInit() {
 	_, _, c, _ := cpuid(1, 0)
 	hasRDRAND = c&(1<<30) != 0
+	// Firmware runs with only SSE enabled. Turning on the AVX (and
+	// AVX-512) register state lets the runtime and crypto pick their
+	// vector code: SHA-256 of a kernel is the loader's hot loop. Firmware
+	// code does not use these registers, and Go treats them as clobbered
+	// across every firmware call.
+	const xsave, avx = 1 << 26, 1 << 28
+	if c&xsave != 0 && c&avx != 0 {
+		supported, _, _, _ := cpuid(0xd, 0)
+		const x87, sse, ymm, opmask, zmmHi256, hi16zmm = 1, 2, 4, 32, 64, 128
+		want := uint64(x87 | sse | ymm)
+		if avx512 := uint32(opmask | zmmHi256 | hi16zmm); supported&avx512 == avx512 {
+			want |= uint64(avx512)
+		}
+		enableXSAVE(want)
+	}
 }
