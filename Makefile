@@ -11,7 +11,7 @@ OCIBOOT := $(BIN)/ociboot
 EFI_PKGS  := ./cmd/bootd ./tests/selftest
 HOST_PKGS  = $(shell $(GO) list ./... | grep -v -x -e '.*/cmd/bootd' -e '.*/tests/selftest')
 
-.PHONY: all demo test check fmt vet unit e2e clean
+.PHONY: all demo test check fmt vet unit e2e bench clean
 
 all: $(OCIBOOT) $(BIN)/bootd.efi
 
@@ -50,3 +50,6 @@ clean:
 	rm -rf $(BIN)
 
 FORCE:
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./tests

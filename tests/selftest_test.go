@@ -17,7 +17,7 @@ import (
 var arches = []string{"amd64"}
 
 // selftestChecks are the lines the self-test must report as passed.
-var selftestChecks = []string{"goroutines", "gc", "timers", "monotonic", "wallclock", "rand", "sha256", "tls", "dma"}
+var selftestChecks = []string{"goroutines", "gc", "timers", "monotonic", "wallclock", "rand", "sha256", "tls", "dma", "mmap"}
 
 // buildEFI builds pkg for arch into the test's temporary directory.
 func buildEFI(t *testing.T, arch, pkg string) string {
