@@ -16,25 +16,40 @@
 // room below which a kernel stack check would fire.
 #define KSTACK_SIZE	(32*1024)
 #define KSTACK_GUARD	2048
+#define MAX_THREADS	48
+#define FIRMWARE_STACK	(256*1024)
 
-// frame fields (the user registers saved by efirt_trap).
-#define F_AX	0
-#define F_BX	8
-#define F_DX	16
-#define F_SI	24
-#define F_DI	32
-#define F_BP	40
-#define F_R8	48
-#define F_R9	56
-#define F_R10	64
-#define F_R12	72
-#define F_R13	80
-#define F_R14	88
-#define F_R15	96
-#define F_RIP	104
-#define F_RSP	112
-#define F_TLS	120
-#define F_SIZE	128
+// frame fields. The saved registers come in pop order and end with the
+// five words IRETQ takes, so both return paths pop the same layout.
+#define F_TLS	0
+#define F_VEC	8
+#define F_ERR	16
+#define F_CR2	24
+#define F_AX	32
+#define F_BX	40
+#define F_CX	48
+#define F_DX	56
+#define F_SI	64
+#define F_DI	72
+#define F_BP	80
+#define F_R8	88
+#define F_R9	96
+#define F_R10	104
+#define F_R11	112
+#define F_R12	120
+#define F_R13	128
+#define F_R14	136
+#define F_R15	144
+#define F_RIP	152
+#define F_CS	160
+#define F_FLAGS	168
+#define F_RSP	176
+#define F_SS	184
+#define F_SIZE	192
+
+// F_VEC of a system-call frame; dispatch sets frameFull when the whole
+// register state must come back (rt_sigreturn).
+#define VEC_SYSCALL	$-1
 
 #define MSR_FS_BASE	$0xc0000100
 
@@ -122,13 +137,18 @@ TEXT efirt_trap(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	R13, F_R13(R11)
 	MOVQ	R14, F_R14(R11)
 	MOVQ	R15, F_R15(R11)
+	MOVQ	VEC_SYSCALL, F_VEC(R11)
 	// Take the return address off the user stack, so a thread that returns
 	// from clone never touches its parent's stack.
 	POPQ	CX
 	MOVQ	CX, F_RIP(R11)
 	MOVQ	SP, F_RSP(R11)
 	MOVQ	R11, SP
+	JMP	kernel<>(SB)
 
+// kernel runs dispatch on the frame at SP under the thread's kernel g and
+// leaves through the return path the frame asks for.
+TEXT kernel<>(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·curThread(SB), R11
 	MOVQ	T_KG(R11), R11
 	MOVQ	(TLS), CX
@@ -142,16 +162,22 @@ TEXT efirt_trap(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	AX, 0(SP)
 	CALL	·dispatch(SB)
 	ADDQ	$16, SP
+	CMPQ	F_VEC(SP), VEC_SYSCALL
+	JNE	full
 	JMP	·trapReturn(SB)
+full:
+	JMP	·trapReturnFull(SB)
 
-// trapReturn leaves the kernel: SP points at the frame of the current thread.
+// trapReturn leaves the kernel after a system call: SP points at the frame
+// of the current thread. CX and R11 are clobbered, as SYSCALL does.
 TEXT ·trapReturn(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	F_TLS(SP), CX
 	MOVQ	CX, (TLS)
 	XORPS	X15, X15
-	// The frame is laid out in pop order.
+	ADDQ	$F_AX, SP
 	POPQ	AX
 	POPQ	BX
+	POPQ	CX
 	POPQ	DX
 	POPQ	SI
 	POPQ	DI
@@ -159,13 +185,197 @@ TEXT ·trapReturn(SB),NOSPLIT|NOFRAME,$0
 	POPQ	R8
 	POPQ	R9
 	POPQ	R10
+	POPQ	R11
 	POPQ	R12
 	POPQ	R13
 	POPQ	R14
 	POPQ	R15
 	POPQ	CX	// rip
-	MOVQ	0(SP), SP	// rsp
+	MOVQ	16(SP), SP	// rsp, past cs and rflags
 	JMP	CX
+
+// trapReturnFull restores every register, flags included, with IRETQ: the
+// way back from a CPU exception and from rt_sigreturn.
+TEXT ·trapReturnFull(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	F_TLS(SP), CX
+	MOVQ	CX, (TLS)
+	XORPS	X15, X15
+	ADDQ	$F_AX, SP
+	POPQ	AX
+	POPQ	BX
+	POPQ	CX
+	POPQ	DX
+	POPQ	SI
+	POPQ	DI
+	POPQ	BP
+	POPQ	R8
+	POPQ	R9
+	POPQ	R10
+	POPQ	R11
+	POPQ	R12
+	POPQ	R13
+	POPQ	R14
+	POPQ	R15
+	IRETQ
+
+// CPU exceptions. The CPU pushes SS, RSP, RFLAGS, CS, RIP (and for some
+// vectors an error code) on the current stack; each stub evens that out
+// and names its vector. A fault on a kernel or firmware stack goes on to
+// the firmware's own handler; a fault in the program becomes a signal.
+#define EXC_NOCODE(n) \
+	PUSHQ	$0; \
+	PUSHQ	$n; \
+	JMP	exception<>(SB)
+#define EXC_CODE(n) \
+	PUSHQ	$n; \
+	JMP	exception<>(SB)
+
+TEXT ·excDE(SB),NOSPLIT|NOFRAME,$0
+	EXC_NOCODE(0)
+TEXT ·excBP(SB),NOSPLIT|NOFRAME,$0
+	EXC_NOCODE(3)
+TEXT ·excUD(SB),NOSPLIT|NOFRAME,$0
+	EXC_NOCODE(6)
+TEXT ·excGP(SB),NOSPLIT|NOFRAME,$0
+	EXC_CODE(13)
+TEXT ·excPF(SB),NOSPLIT|NOFRAME,$0
+	EXC_CODE(14)
+
+// exception: SP -> vector, error code, RIP, CS, RFLAGS, RSP, SS.
+TEXT exception<>(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	AX, ·excAX(SB)
+	MOVQ	BX, ·excBX(SB)
+	MOVQ	40(SP), AX	// the interrupted RSP
+	// On a kernel stack or the firmware stack: not ours to handle.
+	LEAQ	·kstacks(SB), BX
+	CMPQ	AX, BX
+	JB	notKernel
+	ADDQ	$(KSTACK_SIZE*MAX_THREADS), BX
+	CMPQ	AX, BX
+	JB	chain
+notKernel:
+	LEAQ	·firmwareStack(SB), BX
+	CMPQ	AX, BX
+	JB	program
+	ADDQ	$FIRMWARE_STACK, BX
+	CMPQ	AX, BX
+	JB	chain
+program:
+	MOVQ	·curThread(SB), AX
+	MOVQ	T_KTOP(AX), AX
+	SUBQ	$F_SIZE, AX
+	MOVQ	CX, F_CX(AX)
+	MOVQ	DX, F_DX(AX)
+	MOVQ	SI, F_SI(AX)
+	MOVQ	DI, F_DI(AX)
+	MOVQ	BP, F_BP(AX)
+	MOVQ	R8, F_R8(AX)
+	MOVQ	R9, F_R9(AX)
+	MOVQ	R10, F_R10(AX)
+	MOVQ	R11, F_R11(AX)
+	MOVQ	R12, F_R12(AX)
+	MOVQ	R13, F_R13(AX)
+	MOVQ	R14, F_R14(AX)
+	MOVQ	R15, F_R15(AX)
+	MOVQ	·excAX(SB), CX
+	MOVQ	CX, F_AX(AX)
+	MOVQ	·excBX(SB), CX
+	MOVQ	CX, F_BX(AX)
+	MOVQ	CR2, CX
+	MOVQ	CX, F_CR2(AX)
+	MOVQ	0(SP), CX
+	MOVQ	CX, F_VEC(AX)
+	MOVQ	8(SP), CX
+	MOVQ	CX, F_ERR(AX)
+	MOVQ	16(SP), CX
+	MOVQ	CX, F_RIP(AX)
+	MOVQ	24(SP), CX
+	MOVQ	CX, F_CS(AX)
+	MOVQ	32(SP), CX
+	MOVQ	CX, F_FLAGS(AX)
+	MOVQ	40(SP), CX
+	MOVQ	CX, F_RSP(AX)
+	MOVQ	48(SP), CX
+	MOVQ	CX, F_SS(AX)
+	MOVQ	AX, SP
+	JMP	kernel<>(SB)
+chain:
+	MOVQ	0(SP), AX	// vector
+	LEAQ	·oldHandlers(SB), BX
+	MOVQ	(BX)(AX*8), BX
+	// Return into the firmware's handler with the stack as the CPU left
+	// it: the target takes the place of the vector, or of the zero a stub
+	// pushed for a vector without an error code of its own.
+	CMPQ	AX, $13
+	JEQ	code
+	CMPQ	AX, $14
+	JEQ	code
+	MOVQ	BX, 8(SP)
+	MOVQ	·excAX(SB), AX
+	MOVQ	·excBX(SB), BX
+	LEAQ	8(SP), SP
+	RET
+code:
+	MOVQ	BX, 0(SP)
+	MOVQ	·excAX(SB), AX
+	MOVQ	·excBX(SB), BX
+	RET
+
+// func excHandlers() (de, bp, ud, gp, pf uintptr)
+TEXT ·excHandlers(SB),NOSPLIT,$0-40
+	LEAQ	·excDE(SB), AX
+	MOVQ	AX, de+0(FP)
+	LEAQ	·excBP(SB), AX
+	MOVQ	AX, bp+8(FP)
+	LEAQ	·excUD(SB), AX
+	MOVQ	AX, ud+16(FP)
+	LEAQ	·excGP(SB), AX
+	MOVQ	AX, gp+24(FP)
+	LEAQ	·excPF(SB), AX
+	MOVQ	AX, pf+32(FP)
+	RET
+
+// func readCR3() uintptr
+TEXT ·readCR3(SB),NOSPLIT,$0-8
+	MOVQ	CR3, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func writeCR3(v uintptr)
+TEXT ·writeCR3(SB),NOSPLIT,$0-8
+	MOVQ	v+0(FP), AX
+	MOVQ	AX, CR3
+	RET
+
+// func readCR4() uintptr
+TEXT ·readCR4(SB),NOSPLIT,$0-8
+	MOVQ	CR4, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func setWriteProtect(on bool)
+//
+// CR0.WP: with it clear the kernel may write pages the firmware mapped
+// read-only, such as its page tables and IDT.
+TEXT ·setWriteProtect(SB),NOSPLIT,$0-1
+	MOVQ	CR0, AX
+	ANDQ	$~(1<<16), AX
+	CMPB	on+0(FP), $0
+	JEQ	2(PC)
+	ORQ	$(1<<16), AX
+	MOVQ	AX, CR0
+	RET
+
+// func sidt() (base uintptr, limit uint16)
+TEXT ·sidt(SB),NOSPLIT,$16-10
+	// SIDT stores 2 bytes of limit then 8 of base.
+	LEAQ	0(SP), AX
+	BYTE	$0x0f; BYTE $0x01; BYTE $0x08	// SIDT (AX)
+	MOVW	0(SP), BX
+	MOVW	BX, limit+8(FP)
+	MOVQ	2(SP), BX
+	MOVQ	BX, base+0(FP)
+	RET
 
 // func trapReturnPC() uintptr
 TEXT ·trapReturnPC(SB),NOSPLIT,$0-8

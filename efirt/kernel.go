@@ -12,14 +12,23 @@ var (
 // bootTLS backs the FS base of thread 0 until the runtime installs its own.
 var bootTLS [2]uintptr
 
-// frame is the user register state saved by efirt_trap on the kernel stack.
+// frame is the user register state saved on the kernel stack by efirt_trap
+// (a system call) or by the exception entry (a CPU exception). The registers
+// come in the order trapReturn pops them, ending with an IRETQ frame.
 type frame struct {
-	ax, bx, dx, si, di, bp uintptr
-	r8, r9, r10            uintptr
-	r12, r13, r14, r15     uintptr
-	rip, rsp               uintptr
-	tls                    uintptr // the user's value of the g slot at -8(FS)
+	tls                        uintptr // the user's value of the g slot at -8(FS)
+	vec                        uintptr // CPU exception vector, or vecSyscall
+	err                        uintptr // exception error code
+	cr2                        uintptr // faulting address of a page fault
+	ax, bx, cx, dx, si, di, bp uintptr
+	r8, r9, r10, r11           uintptr
+	r12, r13, r14, r15         uintptr
+	rip, cs, rflags, rsp, ss   uintptr
 }
+
+// vecSyscall marks a system-call frame; any other vec makes the kernel
+// leave through trapReturnFull, which restores every register.
+const vecSyscall = ^uintptr(0)
 
 // Linux errno values the kernel returns (negated in AX).
 const (
@@ -62,6 +71,10 @@ var reported [sysMaxKnown/8 + 1]byte
 // stack; a blocking call switches threads inside it.
 func dispatch(fp uintptr) {
 	f := (*frame)(ptr(fp))
+	if f.vec != vecSyscall {
+		exception(f)
+		return
+	}
 	a1, a2, a3, a4, a5 := f.di, f.si, f.dx, f.r10, f.r8
 	var r uintptr
 	switch f.ax {
@@ -81,21 +94,14 @@ func dispatch(fp uintptr) {
 		r = 0
 	case sysMincore:
 		r = errno(enosys)
-	case sysRtSigaction, sysRtSigprocmask:
-		// Signals never arrive; report empty old actions and masks.
-		old := a3
-		if f.ax == sysRtSigaction {
-			clear(bytesOrNil(old, a4+24))
-		} else {
-			clear(bytesOrNil(old, a4))
-		}
+	case sysRtSigaction:
+		r = sigaction(a1, a2, a3)
+	case sysRtSigprocmask:
+		// Signals come only from CPU exceptions; masks change nothing.
+		clear(bytesOrNil(a3, a4))
 		r = 0
 	case sysSigaltstack:
-		if a2 != 0 {
-			clear(bytesAt(a2, 24))
-			poke32(a2+8, 2) // SS_DISABLE
-		}
-		r = 0
+		r = sigaltstack(a1, a2)
 	case sysKill, sysTkill, sysTgkill, sysSetitimer:
 		r = 0 // no signals: preemption stays cooperative
 	case sysGetpid:
@@ -123,6 +129,9 @@ func dispatch(fp uintptr) {
 			poke(a3, 1) // one CPU: GOMAXPROCS becomes 1
 			r = 8
 		}
+	case sysRtSigreturn:
+		sigreturn(f)
+		return
 	case sysArchPrctl:
 		r = archPrctl(f, a1, a2)
 	case sysClockGettime:

@@ -41,12 +41,16 @@ func TestLayoutMatchesAssembly(t *testing.T) {
 	want := map[string]uintptr{
 		"T_KSP": unsafe.Offsetof(th.ksp), "T_FS": unsafe.Offsetof(th.fs), "T_KTOP": unsafe.Offsetof(th.ktop),
 		"T_KG": unsafe.Offsetof(th.kg), "T_G": unsafe.Offsetof(th.g),
+		"F_TLS": unsafe.Offsetof(f.tls), "F_VEC": unsafe.Offsetof(f.vec), "F_ERR": unsafe.Offsetof(f.err),
+		"F_CR2": unsafe.Offsetof(f.cr2), "F_CX": unsafe.Offsetof(f.cx), "F_R11": unsafe.Offsetof(f.r11),
+		"F_CS": unsafe.Offsetof(f.cs), "F_FLAGS": unsafe.Offsetof(f.rflags), "F_SS": unsafe.Offsetof(f.ss),
+		"MAX_THREADS": maxThreads, "FIRMWARE_STACK": firmwareStackBytes,
 		"F_AX": unsafe.Offsetof(f.ax), "F_BX": unsafe.Offsetof(f.bx), "F_DX": unsafe.Offsetof(f.dx),
 		"F_SI": unsafe.Offsetof(f.si), "F_DI": unsafe.Offsetof(f.di), "F_BP": unsafe.Offsetof(f.bp),
 		"F_R8": unsafe.Offsetof(f.r8), "F_R9": unsafe.Offsetof(f.r9), "F_R10": unsafe.Offsetof(f.r10),
 		"F_R12": unsafe.Offsetof(f.r12), "F_R13": unsafe.Offsetof(f.r13), "F_R14": unsafe.Offsetof(f.r14),
 		"F_R15": unsafe.Offsetof(f.r15), "F_RIP": unsafe.Offsetof(f.rip), "F_RSP": unsafe.Offsetof(f.rsp),
-		"F_TLS": unsafe.Offsetof(f.tls), "F_SIZE": unsafe.Sizeof(f),
+		"F_SIZE":      unsafe.Sizeof(f),
 		"KSTACK_SIZE": kstackSize, "KSTACK_GUARD": kstackGuard,
 	}
 	for name, off := range want {
@@ -59,9 +63,20 @@ func TestLayoutMatchesAssembly(t *testing.T) {
 			t.Errorf("%s = %d in assembly, %d in Go", name, got, off)
 		}
 	}
-	// trapReturn pops the frame in field order.
-	if unsafe.Offsetof(f.rip) != 13*8 || unsafe.Offsetof(f.rsp) != 14*8 {
-		t.Errorf("frame is not in pop order")
+	// The return paths pop AX..R15 in field order and IRETQ takes the
+	// last five words.
+	regs := []uintptr{unsafe.Offsetof(f.ax), unsafe.Offsetof(f.bx), unsafe.Offsetof(f.cx), unsafe.Offsetof(f.dx),
+		unsafe.Offsetof(f.si), unsafe.Offsetof(f.di), unsafe.Offsetof(f.bp), unsafe.Offsetof(f.r8),
+		unsafe.Offsetof(f.r9), unsafe.Offsetof(f.r10), unsafe.Offsetof(f.r11), unsafe.Offsetof(f.r12),
+		unsafe.Offsetof(f.r13), unsafe.Offsetof(f.r14), unsafe.Offsetof(f.r15), unsafe.Offsetof(f.rip),
+		unsafe.Offsetof(f.cs), unsafe.Offsetof(f.rflags), unsafe.Offsetof(f.rsp), unsafe.Offsetof(f.ss)}
+	for i := 1; i < len(regs); i++ {
+		if regs[i] != regs[i-1]+8 {
+			t.Errorf("frame word %d is not in pop order", i)
+		}
+	}
+	if unsafe.Sizeof(f) != unsafe.Offsetof(f.ss)+8 {
+		t.Errorf("the IRETQ frame does not end the frame")
 	}
 }
 

@@ -40,7 +40,9 @@ func kmain() uintptr {
 	firmwareStackTop = (uintptr(unsafe.Pointer(&firmwareStack[0])) + firmwareStackBytes) &^ 15
 	t := &threads[0]
 	t.state, t.tid, t.deadline = threadRunnable, 1, never
+	t.altFlags = ssDisable
 	archInit()
+	installExceptions()
 
 	// The firmware reboots the machine after five minutes unless told not to.
 	efi(bootService(bsSetWatchdogTimer), 0, 0, 0, 0)
@@ -286,6 +288,7 @@ func exitGroup(status int) {
 		kprintNum(uint64(status))
 	}
 	kprint(")\n")
+	uninstallExceptions()
 	freeAll()
 	st := uintptr(efiSuccess)
 	if status != 0 {

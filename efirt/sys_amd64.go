@@ -94,6 +94,36 @@ func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 // enableXSAVE turns on XSAVE support in CR4 and loads XCR0.
 func enableXSAVE(xcr0 uint64)
 
+// The CPU exception entry points; each pushes its vector and enters the
+// common handler, which hands program faults to exception.
+func excDE()
+func excBP()
+func excUD()
+func excGP()
+func excPF()
+
+// excHandlers returns the addresses of the exception entry points.
+func excHandlers() (de, bp, ud, gp, pf uintptr)
+
+// trapReturnFull restores every register from the frame at SP with IRETQ.
+// It is never called from Go.
+func trapReturnFull()
+
+// readCR3 returns the page-table base register.
+func readCR3() uintptr
+
+// writeCR3 loads the page-table base, flushing the TLB.
+func writeCR3(v uintptr)
+
+// readCR4 returns control register 4.
+func readCR4() uintptr
+
+// setWriteProtect sets or clears CR0.WP.
+func setWriteProtect(on bool)
+
+// sidt returns the interrupt descriptor table's base and limit.
+func sidt() (base uintptr, limit uint16)
+
 // counter reads the free-running CPU counter the monotonic clock is built on.
 func counter() uint64 { return rdtsc() }
 

@@ -42,6 +42,11 @@ type thread struct {
 	addr     uintptr // futex address
 	deadline uint64  // monotonic ns, or never
 	timedOut bool
+
+	altSP, altFlags, altSize uintptr // sigaltstack
+
+	sigFrames [4]uintptr // ucontexts of the signals being handled
+	sigDepth  int
 }
 
 var (
@@ -103,6 +108,8 @@ func clone(f *frame, flags, stk, tls uintptr) uintptr {
 	t.tid = nextTID
 	nextTID++
 	t.deadline = never
+	t.altSP, t.altFlags, t.altSize = 0, ssDisable, 0
+	t.sigDepth = 0
 	t.state = threadRunnable
 	threadsCreated++
 	return t.tid

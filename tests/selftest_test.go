@@ -84,6 +84,10 @@ func TestSelftest(t *testing.T) {
 				}
 			})
 
+			t.Run("nil", func(t *testing.T) {
+				requireNilPanic(t, boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute}, efi, "nil"))
+			})
+
 			t.Run("system-firmware", func(t *testing.T) {
 				fw, err := qemu.SystemFirmware(qemu.Config{Arch: arch, Log: testLog{t}})
 				if err != nil {
@@ -91,6 +95,7 @@ func TestSelftest(t *testing.T) {
 				}
 				res := boot(t, qemu.Config{Arch: arch, Firmware: fw.Code}, efi)
 				requirePass(t, res)
+				requireNilPanic(t, boot(t, qemu.Config{Arch: arch, Firmware: fw.Code, Timeout: 3 * time.Minute}, efi, "nil"))
 				t.Logf("figures (%s, %s): QEMU start to first Go line %.2fs, to exit %.2fs",
 					arch, fw.Version, res.FirstOutput.Seconds(), res.Duration.Seconds())
 			})
@@ -123,6 +128,27 @@ func requirePass(t *testing.T, res qemu.Result) {
 		t.Errorf("%s system calls reached ENOSYS", m[2])
 	}
 	t.Logf("threads created by the runtime: %s", m[1])
+}
+
+// requireNilPanic checks that a nil dereference faulted and became the
+// runtime's usual panic, first recovered, then fatal.
+func requireNilPanic(t *testing.T, res qemu.Result) {
+	t.Helper()
+	if !res.Exited || res.Status != 2 {
+		t.Fatalf("nil: got status %d (%s), want the runtime's panic status 2", res.Status, res.Reason)
+	}
+	for _, want := range []string{
+		"selftest: recovered runtime error: invalid memory address or nil pointer dereference",
+		"[signal SIGSEGV: segmentation violation code=0x1 addr=0x0",
+		"main.main()",
+	} {
+		if !strings.Contains(res.Console, want) {
+			t.Errorf("nil: console lacks %q", want)
+		}
+	}
+	if strings.Contains(res.Console, "wrote through a nil pointer") || strings.Contains(res.Console, "are not caught") {
+		t.Errorf("nil: a dereference of address 0 went unnoticed")
+	}
 }
 
 type testLog struct{ t *testing.T }

@@ -2,7 +2,8 @@
 // garbage collector, timers, clocks, randomness, hashing, TLS and DMA
 // regions. It prints one line per check and a verdict, and exits non-zero
 // when a check fails. The arguments "panic" and "exit3" select variants that
-// show how a crashing or exiting program returns to the firmware.
+// show how a crashing or exiting program returns to the firmware; "nil"
+// dereferences a nil pointer.
 package main
 
 import (
@@ -47,11 +48,25 @@ func main() {
 			<-done
 			fmt.Println("selftest: the panicking goroutine returned: FAIL")
 			os.Exit(1)
+		case "nil":
+			// A nil dereference must fault and panic as it does on Linux,
+			// and recover must see a runtime error.
+			var p *struct{ a, b int }
+			func() {
+				defer func() {
+					r := recover()
+					fmt.Printf("selftest: recovered %v\n", r)
+				}()
+				fmt.Println(p.b)
+			}()
+			p.a = 5 // not recovered: the program dies with SIGSEGV
+			fmt.Println("selftest: wrote through a nil pointer: FAIL")
+			os.Exit(1)
 		case "exit3":
 			fmt.Println("selftest: exiting with status 3")
 			os.Exit(3)
 		default:
-			fmt.Printf("selftest: unknown variant %q (want panic or exit3)\n", os.Args[1])
+			fmt.Printf("selftest: unknown variant %q (want panic, nil or exit3)\n", os.Args[1])
 			os.Exit(2)
 		}
 	}
