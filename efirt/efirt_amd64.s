@@ -47,6 +47,29 @@
 #define F_SS	184
 #define F_SIZE	192
 
+// POP_FRAME gives the user back its g slot and pops the saved registers,
+// leaving SP at the frame's IRETQ words (rip, cs, rflags, rsp, ss).
+#define POP_FRAME \
+	MOVQ F_TLS(SP), CX; \
+	MOVQ CX, (TLS); \
+	XORPS X15, X15; \
+	ADDQ $F_AX, SP; \
+	POPQ AX; \
+	POPQ BX; \
+	POPQ CX; \
+	POPQ DX; \
+	POPQ SI; \
+	POPQ DI; \
+	POPQ BP; \
+	POPQ R8; \
+	POPQ R9; \
+	POPQ R10; \
+	POPQ R11; \
+	POPQ R12; \
+	POPQ R13; \
+	POPQ R14; \
+	POPQ R15
+
 // F_VEC of a system-call frame; dispatch sets frameFull when the whole
 // register state must come back (rt_sigreturn).
 #define VEC_SYSCALL	$-1
@@ -171,25 +194,7 @@ full:
 // trapReturn leaves the kernel after a system call: SP points at the frame
 // of the current thread. CX and R11 are clobbered, as SYSCALL does.
 TEXT ·trapReturn(SB),NOSPLIT|NOFRAME,$0
-	MOVQ	F_TLS(SP), CX
-	MOVQ	CX, (TLS)
-	XORPS	X15, X15
-	ADDQ	$F_AX, SP
-	POPQ	AX
-	POPQ	BX
-	POPQ	CX
-	POPQ	DX
-	POPQ	SI
-	POPQ	DI
-	POPQ	BP
-	POPQ	R8
-	POPQ	R9
-	POPQ	R10
-	POPQ	R11
-	POPQ	R12
-	POPQ	R13
-	POPQ	R14
-	POPQ	R15
+	POP_FRAME
 	POPQ	CX	// rip
 	MOVQ	16(SP), SP	// rsp, past cs and rflags
 	JMP	CX
@@ -197,25 +202,7 @@ TEXT ·trapReturn(SB),NOSPLIT|NOFRAME,$0
 // trapReturnFull restores every register, flags included, with IRETQ: the
 // way back from a CPU exception and from rt_sigreturn.
 TEXT ·trapReturnFull(SB),NOSPLIT|NOFRAME,$0
-	MOVQ	F_TLS(SP), CX
-	MOVQ	CX, (TLS)
-	XORPS	X15, X15
-	ADDQ	$F_AX, SP
-	POPQ	AX
-	POPQ	BX
-	POPQ	CX
-	POPQ	DX
-	POPQ	SI
-	POPQ	DI
-	POPQ	BP
-	POPQ	R8
-	POPQ	R9
-	POPQ	R10
-	POPQ	R11
-	POPQ	R12
-	POPQ	R13
-	POPQ	R14
-	POPQ	R15
+	POP_FRAME
 	IRETQ
 
 // CPU exceptions. The CPU pushes SS, RSP, RFLAGS, CS, RIP (and for some
