@@ -41,9 +41,14 @@ type Stats struct {
 	CounterHz      uint64 // calibrated CPU counter frequency
 	PagesHeld      uint64 // 4 KiB pages currently allocated for the runtime
 	PagesPeak      uint64 // most pages held at once
+	Entropy        string // where randomness comes from: "RDRAND" or "EFI_RNG_PROTOCOL"
 }
 
 // ReadStats returns the current figures.
 func ReadStats() Stats {
-	return Stats{threadsCreated, enosysCount, counterHz, uint64(memPages), uint64(memPeak)}
+	entropy := "RDRAND"
+	if rngProtocol != 0 {
+		entropy = "EFI_RNG_PROTOCOL"
+	}
+	return Stats{threadsCreated, enosysCount, counterHz, uint64(memPages), uint64(memPeak), entropy}
 }

@@ -88,6 +88,21 @@ func TestSelftest(t *testing.T) {
 				requireNilPanic(t, boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute}, efi, "nil"))
 			})
 
+			// Without RDRAND (QEMU's baseline CPU) randomness must come from
+			// the firmware's EFI_RNG_PROTOCOL, here backed by virtio-rng.
+			t.Run("rng-protocol", func(t *testing.T) {
+				if arch != "amd64" {
+					t.Fatalf("no CPU model without a random-number instruction is known for %s", arch)
+				}
+				res := boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute, QEMUArgs: []string{"-cpu", "qemu64"}}, efi, "rand")
+				if !res.Exited || res.Status != 0 {
+					t.Fatalf("rand: status %d (%s)", res.Status, res.Reason)
+				}
+				if !strings.Contains(res.Console, "selftest: entropy from EFI_RNG_PROTOCOL: ") {
+					t.Errorf("randomness did not come from EFI_RNG_PROTOCOL")
+				}
+			})
+
 			t.Run("system-firmware", func(t *testing.T) {
 				fw, err := qemu.SystemFirmware(qemu.Config{Arch: arch, Log: testLog{t}})
 				if err != nil {

@@ -62,11 +62,20 @@ func main() {
 			p.a = 5 // not recovered: the program dies with SIGSEGV
 			fmt.Println("selftest: wrote through a nil pointer: FAIL")
 			os.Exit(1)
+		case "rand":
+			a, b := make([]byte, 16), make([]byte, 16)
+			rand.Read(a)
+			rand.Read(b)
+			fmt.Printf("selftest: entropy from %s: %x %x\n", efirt.ReadStats().Entropy, a, b)
+			if bytes.Equal(a, b) {
+				os.Exit(1)
+			}
+			os.Exit(0)
 		case "exit3":
 			fmt.Println("selftest: exiting with status 3")
 			os.Exit(3)
 		default:
-			fmt.Printf("selftest: unknown variant %q (want panic, nil or exit3)\n", os.Args[1])
+			fmt.Printf("selftest: unknown variant %q (want panic, nil, rand or exit3)\n", os.Args[1])
 			os.Exit(2)
 		}
 	}
@@ -99,8 +108,8 @@ func main() {
 		fmt.Printf("selftest: %-10s ok   %s (%v)\n", c.name, detail, took)
 	}
 	st := efirt.ReadStats()
-	fmt.Printf("selftest: efirt     threads created %d, ENOSYS %d, counter %d MHz, pages peak %d MiB\n",
-		st.ThreadsCreated, st.ENOSYS, st.CounterHz/1e6, st.PagesPeak*4096>>20)
+	fmt.Printf("selftest: efirt     threads created %d, ENOSYS %d, counter %d MHz, pages peak %d MiB, entropy from %s\n",
+		st.ThreadsCreated, st.ENOSYS, st.CounterHz/1e6, st.PagesPeak*4096>>20, st.Entropy)
 	if failed > 0 {
 		fmt.Printf("selftest: verdict FAIL (%d of %d checks failed)\n", failed, len(checks))
 		os.Exit(1)
