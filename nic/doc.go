@@ -2,5 +2,7 @@
 // the firmware's Simple Network Protocol as a fallback, the chooser between
 // them and the NIC poller actor.
 //
-// Nothing is built here yet; a later issue fills it in.
+// So far only the virtio-net driver exists, in nic/virtio, tested against
+// the device model in nic/virtio/devmodel; the firmware binding, SNP, the
+// chooser and the poller actor come with the rest of the NIC issue.
 package nic
