@@ -72,3 +72,39 @@ func TestStatus(t *testing.T) {
 		t.Errorf("strings: %v %v", NotFound, Status(errorBit|99))
 	}
 }
+
+func TestPciIoOffsets(t *testing.T) {
+	var p PciIoProtocol
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"MemRead", unsafe.Offsetof(p.MemRead), 16},
+		{"PciRead", unsafe.Offsetof(p.PciRead), 48},
+		{"Map", unsafe.Offsetof(p.Map), 72},
+		{"AllocateBuffer", unsafe.Offsetof(p.AllocateBuffer), 88},
+		{"GetBarAttributes", unsafe.Offsetof(p.GetBarAttributes), 128},
+		{"RomImage", unsafe.Offsetof(p.RomImage), 152},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestACPIMemoryLength(t *testing.T) {
+	q := make([]byte, 46)
+	q[0], q[1], q[3] = 0x8a, 43, 0 // QWORD, length 43, memory
+	q[38] = 0x00
+	q[39] = 0x40 // 0x4000 bytes
+	list := append(q, 0x79, 0)
+	if n, err := acpiMemoryLength(list); err != nil || n != 0x4000 {
+		t.Errorf("got %#x, %v", n, err)
+	}
+	if n, err := acpiMemoryLength([]byte{0x79, 0}); err != nil || n != 0 {
+		t.Errorf("empty list: %#x, %v", n, err)
+	}
+	if _, err := acpiMemoryLength([]byte{0x8a, 43, 0}); err == nil {
+		t.Error("truncated descriptor accepted")
+	}
+}

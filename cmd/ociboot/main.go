@@ -104,6 +104,8 @@ func cmdRun(ctx context.Context, args []string) int {
 	firmware := fs.String("firmware", "", "firmware code image (default: edk2 2025.02 from Debian trixie, fetched and cached)")
 	mem := fs.Int("m", 2048, "memory in MiB")
 	quiet := fs.Bool("q", false, "do not print the runner's own messages")
+	var extra stringList
+	fs.Var(&extra, "qemu", "extra QEMU argument (repeatable), e.g. -qemu=-device -qemu=virtio-net-pci,netdev=n0")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ociboot run [-arch ARCH] [-timeout DURATION] [-firmware PATH] FILE.efi [ARGS...]\n\n"+
 			"Exits with the program's status, %d on timeout, %d when QEMU or the firmware fails.\n", qemu.StatusTimeout, qemu.StatusFirmwareFailure)
@@ -120,7 +122,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	if !*quiet {
 		log = os.Stderr
 	}
-	cfg := qemu.Config{Arch: *arch, Firmware: *firmware, Timeout: *timeout, MemoryMiB: *mem, Stdout: os.Stdout}
+	cfg := qemu.Config{Arch: *arch, Firmware: *firmware, Timeout: *timeout, MemoryMiB: *mem, Stdout: os.Stdout, QEMUArgs: extra}
 	if log != nil {
 		cfg.Log = log
 	}
@@ -158,6 +160,12 @@ func cmdVet(ctx context.Context, args []string) int {
 	}
 	return code
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func defaultArch() string {
 	if a := os.Getenv("OCIBOOT_ARCH"); a != "" {
