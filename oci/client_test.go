@@ -863,17 +863,7 @@ func TestFetchBlobTruncatedThenResumed(t *testing.T) {
 			next.ServeHTTP(w, r)
 		}))
 	})
-	buf := make(Buffer, desc.Size)
-	if err := testClient(host).FetchBlob(context.Background(), mustRef(t, host+"/trunc/app:x"), desc, buf); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(buf, data) {
-		t.Fatal("blob differs")
-	}
-	g := rec.blobGETs()
-	if len(g) != 2 || g[1].rng != fmt.Sprintf("bytes=%d-%d", cut, len(data)-1) {
-		t.Errorf("requests %+v, want a resume from %d", g, cut)
-	}
+	requireResumedFetch(t, host, "/trunc/app:x", desc, data, cut, &rec)
 }
 
 func TestFetchBlobShortForever(t *testing.T) {
@@ -922,17 +912,7 @@ func TestFetchBlobConnectionCut(t *testing.T) {
 			next.ServeHTTP(w, r)
 		}))
 	})
-	buf := make(Buffer, desc.Size)
-	if err := testClient(host).FetchBlob(context.Background(), mustRef(t, host+"/cut/app:x"), desc, buf); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(buf, data) {
-		t.Fatal("blob differs")
-	}
-	g := rec.blobGETs()
-	if len(g) != 2 || g[1].rng != fmt.Sprintf("bytes=%d-%d", cut, len(data)-1) {
-		t.Errorf("requests %+v, want a resume from %d", g, cut)
-	}
+	requireResumedFetch(t, host, "/cut/app:x", desc, data, cut, &rec)
 }
 
 func TestFetchBlobRangeNotHonoured(t *testing.T) {
@@ -1688,5 +1668,22 @@ func TestHelpers(t *testing.T) {
 	cancel()
 	if err := c.pause(ctx, 0, errors.New("x")); !errors.Is(err, context.Canceled) {
 		t.Errorf("pause ignored cancellation: %v", err)
+	}
+}
+
+// requireResumedFetch fetches the blob at host+path and requires the
+// verified bytes after exactly one ranged request that resumes at cut.
+func requireResumedFetch(t *testing.T, host, path string, desc ocispec.Descriptor, data []byte, cut int, rec *recorder) {
+	t.Helper()
+	buf := make(Buffer, desc.Size)
+	if err := testClient(host).FetchBlob(context.Background(), mustRef(t, host+path), desc, buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, data) {
+		t.Fatal("blob differs")
+	}
+	g := rec.blobGETs()
+	if len(g) != 2 || g[1].rng != fmt.Sprintf("bytes=%d-%d", cut, len(data)-1) {
+		t.Errorf("requests %+v, want a resume from %d", g, cut)
 	}
 }

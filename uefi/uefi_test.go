@@ -11,6 +11,7 @@ func TestTableOffsets(t *testing.T) {
 	var bs BootServices
 	var rt RuntimeServices
 	var li LoadedImage
+	var p PciIoProtocol
 	for _, c := range []struct {
 		name      string
 		got, want uintptr
@@ -34,6 +35,14 @@ func TestTableOffsets(t *testing.T) {
 		{"LoadedImage.LoadOptionsSize", unsafe.Offsetof(li.LoadOptionsSize), 48},
 		{"LoadedImage.ImageBase", unsafe.Offsetof(li.ImageBase), 64},
 		{"LoadedImage.Unload", unsafe.Offsetof(li.Unload), 88},
+		{"PciIo.MemRead", unsafe.Offsetof(p.MemRead), 16},
+		{"PciIo.PciRead", unsafe.Offsetof(p.PciRead), 48},
+		{"PciIo.Map", unsafe.Offsetof(p.Map), 72},
+		{"PciIo.AllocateBuffer", unsafe.Offsetof(p.AllocateBuffer), 88},
+		{"PciIo.GetBarAttributes", unsafe.Offsetof(p.GetBarAttributes), 128},
+		{"PciIo.RomImage", unsafe.Offsetof(p.RomImage), 152},
+		{"BootServices.DisconnectController", unsafe.Offsetof(bs.DisconnectController), 272},
+		{"BootServices.OpenProtocolInformation", unsafe.Offsetof(bs.OpenProtocolInformation), 296},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at %d, want %d", c.name, c.got, c.want)
@@ -70,25 +79,6 @@ func TestStatus(t *testing.T) {
 	}
 	if NotFound.Error() != "EFI_NOT_FOUND" || Status(errorBit|99).String() != "EFI error 99" {
 		t.Errorf("strings: %v %v", NotFound, Status(errorBit|99))
-	}
-}
-
-func TestPciIoOffsets(t *testing.T) {
-	var p PciIoProtocol
-	for _, c := range []struct {
-		name      string
-		got, want uintptr
-	}{
-		{"MemRead", unsafe.Offsetof(p.MemRead), 16},
-		{"PciRead", unsafe.Offsetof(p.PciRead), 48},
-		{"Map", unsafe.Offsetof(p.Map), 72},
-		{"AllocateBuffer", unsafe.Offsetof(p.AllocateBuffer), 88},
-		{"GetBarAttributes", unsafe.Offsetof(p.GetBarAttributes), 128},
-		{"RomImage", unsafe.Offsetof(p.RomImage), 152},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s at %d, want %d", c.name, c.got, c.want)
-		}
 	}
 }
 
