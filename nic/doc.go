@@ -2,7 +2,9 @@
 // the firmware's Simple Network Protocol as a fallback, the chooser between
 // them and the NIC poller actor.
 //
-// So far only the virtio-net driver exists, in nic/virtio, tested against
-// the device model in nic/virtio/devmodel; the firmware binding, SNP, the
-// chooser and the poller actor come with the rest of the NIC issue.
+// So far: the virtio-net driver (nic/virtio, host-tested against the device
+// model in nic/virtio/devmodel) and OpenVirtio, which takes a virtio-net
+// function from the firmware's drivers and runs the driver on it over PCI
+// IO. SNP, the chooser and the poller actor come with the rest of the NIC
+// issue.
 package nic

@@ -101,6 +101,45 @@ func OpenProtocolInformation(h Handle, g *GUID) ([]OpenInfo, error) {
 	return out, nil
 }
 
+// ProtocolsPerHandle lists the protocols installed on h.
+func ProtocolsPerHandle(h Handle) ([]GUID, error) {
+	var buf, n uintptr
+	if err := Call(BS().ProtocolsPerHandle, uintptr(h), uintptr(unsafe.Pointer(&buf)), uintptr(unsafe.Pointer(&n))).Err(); err != nil {
+		return nil, fmt.Errorf("uefi: ProtocolsPerHandle(%#x): %w", uintptr(h), err)
+	}
+	out := make([]GUID, n)
+	for i, p := range unsafe.Slice(at[uintptr](buf), n) {
+		out[i] = *at[GUID](p)
+	}
+	Call(BS().FreePool, buf)
+	return out, nil
+}
+
+// ChildHandles returns the handles drivers created as children of
+// controller h (opens with BY_CHILD_CONTROLLER), each once.
+func ChildHandles(h Handle) ([]Handle, error) {
+	const byChildController = 0x08
+	protos, err := ProtocolsPerHandle(h)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[Handle]bool{}
+	var children []Handle
+	for i := range protos {
+		infos, err := OpenProtocolInformation(h, &protos[i])
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range infos {
+			if in.Attributes&byChildController != 0 && in.Controller != 0 && !seen[in.Controller] {
+				seen[in.Controller] = true
+				children = append(children, in.Controller)
+			}
+		}
+	}
+	return children, nil
+}
+
 // DisconnectController stops every driver that manages h.
 func DisconnectController(h Handle) error {
 	if err := Call(BS().DisconnectController, uintptr(h), 0, 0).Err(); err != nil {

@@ -1,0 +1,98 @@
+package nic
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ociboot/ociboot/nic/virtio"
+	"github.com/ociboot/ociboot/uefi"
+)
+
+// pciDMA hands out DMA memory through the device's own PCI IO protocol, so
+// the firmware maps it for bus mastering (and an IOMMU, where there is one).
+type pciDMA struct{ d *uefi.PciIo }
+
+func (m pciDMA) Alloc(size, align int) (virtio.Buffer, error) {
+	if align > uefi.PageSize {
+		return nil, fmt.Errorf("nic: DMA alignment %d exceeds a page", align)
+	}
+	return m.d.AllocDMA(size)
+}
+
+// Virtio is a virtio-net device taken over from the firmware.
+type Virtio struct {
+	*virtio.Net
+	pci *uefi.PciIo
+}
+
+// Close resets the device, frees its memory and gives the device back to
+// the firmware's drivers.
+func (v *Virtio) Close() error {
+	err := v.Net.Close()
+	if cerr := v.pci.Close(); err == nil {
+		err = cerr
+	}
+	uefi.ConnectController(v.pci.Handle)
+	return err
+}
+
+// OpenVirtio finds the first virtio-net PCI function, takes it from the
+// firmware's driver (an exclusive open disconnects it) and starts the
+// driver on it.
+func OpenVirtio(opts virtio.Options) (*Virtio, error) {
+	handles, err := uefi.LocateHandles(&uefi.PciIoProtocolGUID)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range handles {
+		probe, err := uefi.OpenPciIo(h, uefi.OpenGetProtocol)
+		if err != nil {
+			continue
+		}
+		id, err := probe.ConfigRead(0, 4)
+		probe.Close() // the firmware refuses an exclusive open beside our own
+		if err != nil || uint16(id) != virtio.VendorID {
+			continue
+		}
+		if uint16(id>>16) != virtio.DeviceIDModern && uint16(id>>16) != virtio.DeviceIDTransitional {
+			continue
+		}
+		if err := releaseFromFirmware(h); err != nil {
+			return nil, err
+		}
+		pci, err := uefi.OpenPciIo(h, uefi.OpenExclusive)
+		if err != nil {
+			return nil, fmt.Errorf("nic: taking PCI function %#x from the firmware: %w", uintptr(h), err)
+		}
+		n, err := virtio.Open(pci, pciDMA{pci}, opts)
+		if errors.Is(err, virtio.ErrNotVirtioNet) {
+			pci.Close()
+			uefi.ConnectController(h)
+			continue
+		}
+		if err != nil {
+			pci.Close()
+			uefi.ConnectController(h)
+			return nil, err
+		}
+		return &Virtio{Net: n, pci: pci}, nil
+	}
+	return nil, fmt.Errorf("nic: no virtio-net device among %d PCI functions", len(handles))
+}
+
+// releaseFromFirmware stops the firmware's drivers on the children of
+// controller h (its SNP and the network stack on top): the firmware's
+// virtio-net driver will not stop while they run, so the exclusive open
+// that follows could not take the device.
+func releaseFromFirmware(h uefi.Handle) error {
+	children, err := uefi.ChildHandles(h)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := uefi.DisconnectController(c); err != nil && !errors.Is(err, uefi.NotFound) {
+			return fmt.Errorf("nic: stopping the firmware's drivers on child %#x: %w", uintptr(c), err)
+		}
+	}
+	return nil
+}
