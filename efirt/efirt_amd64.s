@@ -297,11 +297,7 @@ chain:
 	JEQ	code
 	CMPQ	AX, $14
 	JEQ	code
-	MOVQ	BX, 8(SP)
-	MOVQ	·excAX(SB), AX
-	MOVQ	·excBX(SB), BX
 	LEAQ	8(SP), SP
-	RET
 code:
 	MOVQ	BX, 0(SP)
 	MOVQ	·excAX(SB), AX

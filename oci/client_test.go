@@ -50,6 +50,21 @@ func newFixture(t *testing.T) *fixture {
 
 // serve starts a server for the client under test: the registry behind mw
 // (nil for none). It returns host:port.
+// serveFirstBlobGET serves the registry through rec and answers the first
+// blob GET with first instead.
+func (f *fixture) serveFirstBlobGET(rec *recorder, first func(w http.ResponseWriter)) string {
+	var done atomic.Bool
+	return f.serve(func(next http.Handler) http.Handler {
+		return rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isBlobGET(r) && done.CompareAndSwap(false, true) {
+				first(w)
+				return
+			}
+			next.ServeHTTP(w, r)
+		}))
+	})
+}
+
 func (f *fixture) serve(mw func(http.Handler) http.Handler) string {
 	h := f.reg
 	if mw != nil {
@@ -849,19 +864,12 @@ func TestFetchBlobTruncatedThenResumed(t *testing.T) {
 	data := randomBytes(5<<20, 5)
 	desc := f.pushBlob("trunc/app", data)
 	const cut = 1<<20 + 5
-	var first atomic.Bool
 	var rec recorder
-	host := f.serve(func(next http.Handler) http.Handler {
-		return rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if isBlobGET(r) && first.CompareAndSwap(false, true) {
-				// Content-Length is the full size; the body stops short, so
-				// the server closes the connection.
-				w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-				w.Write(data[:cut])
-				return
-			}
-			next.ServeHTTP(w, r)
-		}))
+	host := f.serveFirstBlobGET(&rec, func(w http.ResponseWriter) {
+		// Content-Length is the full size; the body stops short, so the
+		// server closes the connection.
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		w.Write(data[:cut])
 	})
 	requireResumedFetch(t, host, "/trunc/app:x", desc, data, cut, &rec)
 }
@@ -901,17 +909,8 @@ func TestFetchBlobConnectionCut(t *testing.T) {
 	data := randomBytes(8<<20, 7)
 	desc := f.pushBlob("cut/app", data)
 	const cut = 3<<20 + 123
-	var first atomic.Bool
 	var rec recorder
-	host := f.serve(func(next http.Handler) http.Handler {
-		return rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if isBlobGET(r) && first.CompareAndSwap(false, true) {
-				cutAfter(t, w, data, cut)
-				return
-			}
-			next.ServeHTTP(w, r)
-		}))
-	})
+	host := f.serveFirstBlobGET(&rec, func(w http.ResponseWriter) { cutAfter(t, w, data, cut) })
 	requireResumedFetch(t, host, "/cut/app:x", desc, data, cut, &rec)
 }
 

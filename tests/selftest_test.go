@@ -88,6 +88,18 @@ func TestSelftest(t *testing.T) {
 				requireNilPanic(t, boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute}, efi, "nil"))
 			})
 
+			// A fault inside efirt goes on to the firmware's handler, which
+			// the runner reports as a firmware failure at once.
+			t.Run("kernel-fault", func(t *testing.T) {
+				res := boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute}, efi, "kfault")
+				if res.Exited || res.Status != qemu.StatusFirmwareFailure || !strings.Contains(res.Reason, "CPU exception") {
+					t.Fatalf("kfault: status %d (%s), want a firmware-reported CPU exception", res.Status, res.Reason)
+				}
+				if strings.Contains(res.Console, "went unnoticed") {
+					t.Errorf("kfault: the program went on after the kernel fault")
+				}
+			})
+
 			// Without RDRAND (QEMU's baseline CPU) randomness must come from
 			// the firmware's EFI_RNG_PROTOCOL, here backed by virtio-rng.
 			t.Run("rng-protocol", func(t *testing.T) {

@@ -19,8 +19,6 @@ const (
 	linkShift = linkAddrB - linkAddrA
 )
 
-var archMachines = map[string]uint16{"amd64": 0x8664, "arm64": 0xaa64, "riscv64": 0x5064, "loong64": 0x6264}
-
 // Options says what to build.
 type Options struct {
 	Arch     string   // GOARCH of the image
@@ -48,10 +46,6 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	logf := opt.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
-	}
-	machine, ok := archMachines[opt.Arch]
-	if !ok {
-		return nil, fmt.Errorf("efirt/build: unknown architecture %q", opt.Arch)
 	}
 	work, overlayJSON, sites, err := prepare(ctx, opt, logf)
 	if err != nil {
@@ -84,7 +78,9 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	base := (lowest - 0x1000) &^ 0xffff
 	var pe bytes.Buffer
-	if err := WritePE(&pe, progs[0], relocs, PEOptions{Machine: machine, ImageBase: base, Subsystem: 10}); err != nil {
+	// The PE machine follows from the ELF the linker wrote; GenerateOverlay
+	// has already refused an architecture efirt does not support.
+	if err := WritePE(&pe, progs[0], relocs, PEOptions{Machine: peMachines[progs[0].Machine], ImageBase: base, Subsystem: 10}); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(opt.Output), 0o755); err != nil && filepath.Dir(opt.Output) != "." {

@@ -62,6 +62,13 @@ func main() {
 			p.a = 5 // not recovered: the program dies with SIGSEGV
 			fmt.Println("selftest: wrote through a nil pointer: FAIL")
 			os.Exit(1)
+		case "kfault":
+			// A bad pointer makes efirt itself fault; that is a kernel bug
+			// the firmware's own handler reports.
+			fmt.Println("selftest: passing address 8 to clock_gettime")
+			syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1, 8, 0)
+			fmt.Println("selftest: the kernel fault went unnoticed: FAIL")
+			os.Exit(1)
 		case "rand":
 			a, b := make([]byte, 16), make([]byte, 16)
 			rand.Read(a)
@@ -75,7 +82,7 @@ func main() {
 			fmt.Println("selftest: exiting with status 3")
 			os.Exit(3)
 		default:
-			fmt.Printf("selftest: unknown variant %q (want panic, nil, rand or exit3)\n", os.Args[1])
+			fmt.Printf("selftest: unknown variant %q (want panic, nil, kfault, rand or exit3)\n", os.Args[1])
 			os.Exit(2)
 		}
 	}
