@@ -240,9 +240,15 @@ type Report struct {
 	Elapsed time.Duration // time taken to stop
 }
 
+// stopGrace is the least time each actor gets to stop, so one stuck actor
+// that spent the whole deadline does not deny the NIC poller below it a clean
+// exit.
+const stopGrace = 50 * time.Millisecond
+
 // Stop stops the started actors in reverse start order, giving all of them
-// together until deadline. An actor that does not stop in time is reported as
-// stuck and left behind; the teardown functions run regardless, last.
+// together until deadline (each at least stopGrace). An actor that does not
+// stop in time is reported as stuck and left behind; the teardown functions
+// run regardless, last.
 func (s *Supervisor) Stop(deadline time.Time) []Report {
 	s.mu.Lock()
 	started := append([]*entry(nil), s.started...)
@@ -255,18 +261,13 @@ func (s *Supervisor) Stop(deadline time.Time) []Report {
 		begin := time.Now()
 		e.cancel()
 		r := Report{Name: e.a.Name()}
-		t := time.NewTimer(time.Until(deadline))
+		t := time.NewTimer(max(time.Until(deadline), stopGrace))
 		select {
 		case <-e.done:
 			r.Err = e.err
 		case <-t.C:
-			select { // a deadline already spent still counts an actor that has ended
-			case <-e.done:
-				r.Err = e.err
-			default:
-				r.Stuck = true
-				s.logf("actors: %s did not stop in time; going on without it", e.a.Name())
-			}
+			r.Stuck = true
+			s.logf("actors: %s did not stop in time; going on without it", e.a.Name())
 		}
 		t.Stop()
 		r.Elapsed = time.Since(begin)
