@@ -1,10 +1,15 @@
-// Package nic drives the network card: virtio-net over EFI_PCI_IO_PROTOCOL,
-// the firmware's Simple Network Protocol as a fallback, the chooser between
-// them and the NIC poller actor.
+// Package nic drives the network card and runs the NIC poller actor.
 //
-// So far: the virtio-net driver (nic/virtio, host-tested against the device
-// model in nic/virtio/devmodel) and OpenVirtio, which takes a virtio-net
-// function from the firmware's drivers and runs the driver on it over PCI
-// IO. SNP, the chooser and the poller actor come with the rest of the NIC
-// issue.
+// A Device moves whole Ethernet frames without blocking. Two kinds exist:
+// Virtio, our own virtio-net driver (nic/virtio) run over the device's
+// EFI_PCI_IO_PROTOCOL after taking it from the firmware's drivers, and SNP,
+// the firmware's Simple Network Protocol opened exclusively. Open chooses
+// between them (virtio-net first: it needs nothing from the firmware's
+// network stack; SNP when no virtio-net function can be taken, as with
+// QEMU's iPXE option ROM bound) and logs which path it took and why.
+//
+// The Poller is the NIC actor: it moves batches of frames between a Device
+// and the frames layer through channels, spinning briefly after activity
+// and otherwise sleeping at most a millisecond, so an idle loader notices a
+// frame promptly.
 package nic

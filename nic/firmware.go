@@ -3,6 +3,7 @@ package nic
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/ociboot/ociboot/nic/virtio"
 	"github.com/ociboot/ociboot/uefi"
@@ -19,10 +20,40 @@ func (m pciDMA) Alloc(size, align int) (virtio.Buffer, error) {
 	return m.d.AllocDMA(size)
 }
 
-// Virtio is a virtio-net device taken over from the firmware.
+// Virtio is a virtio-net device taken over from the firmware. It is a
+// Device; Net gives the driver's own figures.
 type Virtio struct {
-	*virtio.Net
+	Net *virtio.Net
 	pci *uefi.PciIo
+	mac net.HardwareAddr
+}
+
+// MAC is the device's address. A device that does not report one gets a
+// locally administered address made from its PCI IO handle, so two such
+// devices in one machine differ.
+func (v *Virtio) MAC() net.HardwareAddr { return v.mac }
+
+// MTU is the MTU the device reports, else 1500.
+func (v *Virtio) MTU() int { m, _ := v.Net.MTU(); return m }
+
+// MaxFrame is the largest frame the driver moves.
+func (v *Virtio) MaxFrame() int { return v.Net.MaxFrame() }
+
+// Transmit queues frames on the transmit ring.
+func (v *Virtio) Transmit(frames [][]byte) (int, error) { return v.Net.Transmit(frames) }
+
+// Receive takes frames off the receive ring.
+func (v *Virtio) Receive(bufs [][]byte) (int, error) { return v.Net.Receive(bufs) }
+
+// LinkUp reads the device's link status.
+func (v *Virtio) LinkUp() bool { return v.Net.LinkUp() }
+
+func (v *Virtio) String() string {
+	kind := "modern 1af4:1041"
+	if v.Net.Transitional() {
+		kind = "transitional 1af4:1000"
+	}
+	return fmt.Sprintf("virtio-net (%s) over PCI IO, features %v", kind, v.Net.Features())
 }
 
 // Close resets the device, frees its memory and gives the device back to
@@ -60,6 +91,9 @@ func OpenVirtio(opts virtio.Options) (*Virtio, error) {
 		if err := releaseFromFirmware(h); err != nil {
 			return nil, err
 		}
+		// A driver that will not let go (iPXE's option ROM refuses the
+		// exclusive open) keeps the device: asking it to disconnect outright
+		// was measured to tear down its SNP too, leaving no path at all.
 		pci, err := uefi.OpenPciIo(h, uefi.OpenExclusive)
 		if err != nil {
 			return nil, fmt.Errorf("nic: taking PCI function %#x from the firmware: %w", uintptr(h), err)
@@ -75,7 +109,12 @@ func OpenVirtio(opts virtio.Options) (*Virtio, error) {
 			uefi.ConnectController(h)
 			return nil, err
 		}
-		return &Virtio{Net: n, pci: pci}, nil
+		mac, err := n.MAC()
+		if err != nil {
+			h := uint64(uintptr(h))
+			mac = net.HardwareAddr{0x02, 0x0c, byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}
+		}
+		return &Virtio{Net: n, pci: pci, mac: mac}, nil
 	}
 	return nil, fmt.Errorf("nic: no virtio-net device among %d PCI functions", len(handles))
 }

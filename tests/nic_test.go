@@ -9,19 +9,19 @@ import (
 )
 
 // nicARP boots tests/nicarp with one virtio-net device on QEMU user
-// networking (restrict=on: nothing leaves the machine) and requires the
-// ARP reply from the gateway, received through our driver.
+// networking (restrict=on: nothing leaves the machine), asking the chooser
+// for path, and requires the ARP reply from the gateway received through
+// the poller, and the chooser's log line naming wantPath.
 //
-// The device has no option ROM (romfile=), so OVMF's own virtio-net driver
-// is the one nicarp takes the device from; with QEMU's iPXE ROM bound the
-// firmware still refuses the exclusive open (open in the NIC issue).
-func nicARP(t *testing.T, arch, device string) {
+// Devices with romfile= have no option ROM, so OVMF's own virtio-net driver
+// is the one the loader takes the device from.
+func nicARP(t *testing.T, arch, device, path, wantPath string, want ...string) {
 	efi := buildEFI(t, arch, "./tests/nicarp")
 	var console strings.Builder
 	res, err := qemu.Run(t.Context(), qemu.Config{
 		Arch: arch, Timeout: 3 * time.Minute, Stdout: &console,
-		QEMUArgs: []string{"-netdev", "user,id=n0,restrict=on", "-device", device + ",netdev=n0,romfile="},
-	}, efi, nil)
+		QEMUArgs: []string{"-netdev", "user,id=n0,restrict=on", "-device", device + ",netdev=n0"},
+	}, efi, []string{path})
 	t.Logf("console:\n%s", console.String())
 	if err != nil {
 		t.Fatal(err)
@@ -32,12 +32,20 @@ func nicARP(t *testing.T, arch, device string) {
 	if !strings.Contains(res.Console, "nicarp: gateway 10.0.2.2 is at 52:55:0a:00:02:02") {
 		t.Errorf("no ARP reply from the gateway")
 	}
+	if !strings.Contains(res.Console, "nic: using "+wantPath) {
+		t.Errorf("the chooser did not take %q", wantPath)
+	}
+	for _, w := range want {
+		if !strings.Contains(res.Console, w) {
+			t.Errorf("console lacks %q", w)
+		}
+	}
 }
 
 func TestNICVirtioModern(t *testing.T) {
 	for _, arch := range arches {
 		t.Run(arch, func(t *testing.T) {
-			nicARP(t, arch, "virtio-net-pci,disable-legacy=on,disable-modern=off")
+			nicARP(t, arch, "virtio-net-pci,disable-legacy=on,disable-modern=off,romfile=", "auto", "virtio-net (modern")
 		})
 	}
 }
@@ -45,7 +53,28 @@ func TestNICVirtioModern(t *testing.T) {
 func TestNICVirtioTransitional(t *testing.T) {
 	for _, arch := range arches {
 		t.Run(arch, func(t *testing.T) {
-			nicARP(t, arch, "virtio-net-pci")
+			nicARP(t, arch, "virtio-net-pci,romfile=", "auto", "virtio-net (transitional")
+		})
+	}
+}
+
+// TestNICSNP forces the firmware's Simple Network Protocol (here OVMF's own
+// virtio-net driver under it).
+func TestNICSNP(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			nicARP(t, arch, "virtio-net-pci,romfile=", "snp", "firmware Simple Network Protocol")
+		})
+	}
+}
+
+// TestNICAutoFallback keeps QEMU's iPXE option ROM on the card: iPXE will
+// not give up the PCI function, so the chooser must say so and use the SNP
+// iPXE offers instead.
+func TestNICAutoFallback(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			nicARP(t, arch, "virtio-net-pci", "auto", "firmware Simple Network Protocol", "because virtio-net was not usable", "EFI_ACCESS_DENIED")
 		})
 	}
 }

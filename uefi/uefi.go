@@ -157,3 +157,7 @@ type Handle uintptr
 
 // Call calls a firmware function and returns its status.
 func Call(fn uintptr, args ...uintptr) Status { return Status(efirt.Call(fn, args...)) }
+
+// Memory returns the n bytes at addr, firmware-owned memory such as pages
+// from AllocatePages, as a slice.
+func Memory(addr uintptr, n int) []byte { return unsafe.Slice(at[byte](addr), n) }

@@ -12,6 +12,8 @@ func TestTableOffsets(t *testing.T) {
 	var rt RuntimeServices
 	var li LoadedImage
 	var p PciIoProtocol
+	var snp SimpleNetworkProtocol
+	var mode SimpleNetworkMode
 	for _, c := range []struct {
 		name      string
 		got, want uintptr
@@ -43,6 +45,15 @@ func TestTableOffsets(t *testing.T) {
 		{"PciIo.RomImage", unsafe.Offsetof(p.RomImage), 152},
 		{"BootServices.DisconnectController", unsafe.Offsetof(bs.DisconnectController), 272},
 		{"BootServices.OpenProtocolInformation", unsafe.Offsetof(bs.OpenProtocolInformation), 296},
+		{"SNP.Start", unsafe.Offsetof(snp.Start), 8},
+		{"SNP.ReceiveFilters", unsafe.Offsetof(snp.ReceiveFilters), 48},
+		{"SNP.GetStatus", unsafe.Offsetof(snp.GetStatus), 88},
+		{"SNP.Receive", unsafe.Offsetof(snp.Receive), 104},
+		{"SNP.Mode", unsafe.Offsetof(snp.Mode), 120},
+		{"SNPMode.MCastFilter", unsafe.Offsetof(mode.MCastFilter), 40},
+		{"SNPMode.CurrentAddress", unsafe.Offsetof(mode.CurrentAddress), 552},
+		{"SNPMode.IfType", unsafe.Offsetof(mode.IfType), 648},
+		{"SNPMode.MediaPresent", unsafe.Offsetof(mode.MediaPresent), 652},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at %d, want %d", c.name, c.got, c.want)

@@ -1,11 +1,13 @@
-// Command nicarp proves the virtio-net path inside UEFI: it takes the
-// virtio-net device from the firmware, asks for the MAC address of the
-// gateway (10.0.2.2 on QEMU user networking) with ARP, and waits for the
-// reply. It exits 0 when the reply arrives.
+// Command nicarp proves a NIC path inside UEFI: it brings up the card
+// through the chooser (its one argument, auto, virtio or snp, picks the
+// path), runs the NIC poller actor, asks for the MAC address of the gateway
+// (10.0.2.2 on QEMU user networking) with ARP through the poller's batch
+// channels, and waits for the reply. It exits 0 when the reply arrives.
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -13,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ociboot/ociboot/nic"
-	"github.com/ociboot/ociboot/nic/virtio"
 )
 
 var (
@@ -21,74 +22,80 @@ var (
 	gatewayIP = net.IPv4(10, 0, 2, 2).To4()
 )
 
+func fail(format string, args ...any) {
+	fmt.Printf("nicarp: FAIL "+format+"\n", args...)
+	os.Exit(1)
+}
+
 func main() {
 	start := time.Now()
-	dev, err := nic.OpenVirtio(virtio.Options{})
-	if err != nil {
-		fmt.Println("nicarp: FAIL", err)
-		os.Exit(1)
-	}
-	mac, err := dev.MAC()
-	if err != nil {
-		fmt.Println("nicarp: FAIL", err)
-		os.Exit(1)
-	}
-	kind := "modern"
-	if dev.Transitional() {
-		kind = "transitional"
-	}
-	fmt.Printf("nicarp: virtio-net (%s) up in %v, MAC %v, link up %v, features %v\n",
-		kind, time.Since(start).Round(time.Millisecond), mac, dev.LinkUp(), dev.Features())
-
-	req := arpRequest(mac)
-	bufs := make([][]byte, 16)
-	for i := range bufs {
-		bufs[i] = make([]byte, 1536)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	var reply net.HardwareAddr
-	for sent := 0; reply == nil && time.Now().Before(deadline); sent++ {
-		if n, err := dev.Transmit([][]byte{req}); err != nil || n != 1 {
-			fmt.Println("nicarp: FAIL transmit:", n, err)
-			os.Exit(1)
+	path := nic.PathAuto
+	if len(os.Args) > 1 {
+		p, err := nic.ParsePath(os.Args[1])
+		if err != nil {
+			fail("%v", err)
 		}
-		t := time.Now()
-		for reply == nil && time.Since(t) < 500*time.Millisecond {
-			n, err := dev.Receive(bufs)
-			if err != nil {
-				fmt.Println("nicarp: FAIL receive:", err)
-				os.Exit(1)
-			}
-			for _, f := range bufs[:n] {
-				reply = arpReplyFrom(f, gatewayIP)
-				if reply != nil {
+		path = p
+	}
+	logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	dev, err := nic.Open(path, logf)
+	if err != nil {
+		fail("%v", err)
+	}
+	fmt.Printf("nicarp: %v up in %v, MAC %v, MTU %d\n", dev, time.Since(start).Round(time.Millisecond), dev.MAC(), dev.MTU())
+
+	p := nic.NewPoller(dev, logf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+	case <-time.After(10 * time.Second):
+		fail("link not up after 10s")
+	}
+
+	var reply net.HardwareAddr
+	deadline := time.After(10 * time.Second)
+	resend := time.NewTicker(500 * time.Millisecond)
+	send := func() {
+		b := p.Pool().Get()
+		arpRequest(b.Append(60), dev.MAC())
+		p.TX() <- b
+	}
+	send()
+	for reply == nil {
+		select {
+		case b := <-p.RX():
+			for _, f := range b.Bufs {
+				if reply = arpReplyFrom(f, gatewayIP); reply != nil {
 					break
 				}
 			}
-			if n == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			bufs = bufs[:cap(bufs)]
-			for i := range bufs {
-				bufs[i] = bufs[i][:cap(bufs[i])]
-			}
+			b.Release()
+		case <-resend.C:
+			send()
+		case err := <-done:
+			fail("poller stopped: %v", err)
+		case <-deadline:
+			fail("no ARP reply from %v", gatewayIP)
 		}
 	}
-	st := dev.Stats()
+	cancel()
+	if err := <-done; err != nil {
+		fail("poller: %v", err)
+	}
+	c := p.Counters().Snapshot("nic")
 	if err := dev.Close(); err != nil {
-		fmt.Println("nicarp: FAIL close:", err)
-		os.Exit(1)
+		fail("close: %v", err)
 	}
-	if reply == nil {
-		fmt.Printf("nicarp: FAIL no ARP reply from %v (stats %+v)\n", gatewayIP, st)
-		os.Exit(1)
-	}
-	fmt.Printf("nicarp: gateway %v is at %v after %v (stats %+v)\n", gatewayIP, reply, time.Since(start).Round(time.Millisecond), st)
+	fmt.Printf("nicarp: gateway %v is at %v after %v (%d frames, %d bytes through the poller)\n",
+		gatewayIP, reply, time.Since(start).Round(time.Millisecond), c.Messages, c.Bytes)
 }
 
-// arpRequest builds a broadcast who-has for the gateway.
-func arpRequest(mac net.HardwareAddr) []byte {
-	f := make([]byte, 60) // minimum Ethernet frame without FCS
+// arpRequest writes a broadcast who-has for the gateway into f, a
+// minimum-size (60-byte) Ethernet frame without FCS.
+func arpRequest(f []byte, mac net.HardwareAddr) {
+	clear(f) // pooled buffers hold old frames
 	copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	copy(f[6:12], mac)
 	binary.BigEndian.PutUint16(f[12:], 0x0806)
@@ -100,7 +107,6 @@ func arpRequest(mac net.HardwareAddr) []byte {
 	copy(a[8:14], mac)
 	copy(a[14:18], ourIP)
 	copy(a[24:28], gatewayIP)
-	return f
 }
 
 // arpReplyFrom returns the sender's MAC if f is an ARP reply from ip.

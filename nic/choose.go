@@ -1,0 +1,68 @@
+package nic
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ociboot/ociboot/nic/virtio"
+)
+
+// Path names a way to reach the wire.
+type Path string
+
+// The paths Open knows.
+const (
+	PathAuto   Path = "auto"   // virtio-net over PCI IO when possible, else SNP
+	PathVirtio Path = "virtio" // only virtio-net over PCI IO
+	PathSNP    Path = "snp"    // only the firmware's Simple Network Protocol
+)
+
+// ParsePath reads a path name as the boot plan or load options spell it.
+func ParsePath(s string) (Path, error) {
+	switch p := Path(s); p {
+	case PathAuto, PathVirtio, PathSNP:
+		return p, nil
+	case "":
+		return PathAuto, nil
+	}
+	return "", fmt.Errorf("nic: unknown NIC path %q (want auto, virtio or snp)", s)
+}
+
+// Open brings up a card by path, logging which path it took and why.
+// Automatic choice prefers our own virtio-net driver (it needs nothing from
+// the firmware's network stack) and falls back to SNP only when no
+// virtio-net function could be taken; both failures are reported together.
+func Open(path Path, logf func(format string, args ...any)) (Device, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	switch path {
+	case PathVirtio:
+		v, err := OpenVirtio(virtio.Options{})
+		if err != nil {
+			return nil, err
+		}
+		logf("nic: using %v (asked for virtio)", v)
+		return v, nil
+	case PathSNP:
+		s, err := OpenSNP()
+		if err == nil {
+			logf("nic: using %v (asked for SNP)", s)
+		}
+		return s, err
+	case PathAuto, "":
+	default:
+		return nil, fmt.Errorf("nic: unknown NIC path %q", path)
+	}
+	v, verr := OpenVirtio(virtio.Options{})
+	if verr == nil {
+		logf("nic: using %v", v)
+		return v, nil
+	}
+	s, serr := OpenSNP()
+	if serr == nil {
+		logf("nic: using %v, because virtio-net was not usable: %v", s, verr)
+		return s, nil
+	}
+	return nil, fmt.Errorf("nic: no usable network card: %w", errors.Join(verr, serr))
+}
