@@ -14,13 +14,21 @@ const MaxArgs = maxArgs
 // duration; it is safe from any goroutine. Pointers in args must point to
 // memory that stays put: firmware-allocated pages, globals, or Go memory the
 // caller keeps alive across the call.
-func Call(fn uintptr, args ...uintptr) uintptr {
+func Call(fn uintptr, args ...uintptr) uintptr { return call(sysFirmwareCall, fn, args) }
+
+// CallForeign is Call for firmware functions that run other programs
+// (StartImage): for the duration of the call the firmware's exception
+// handlers and its mapping of page 0 are back in place, as the started
+// image expects, and efirt's are restored if it returns.
+func CallForeign(fn uintptr, args ...uintptr) uintptr { return call(sysForeignCall, fn, args) }
+
+func call(sys, fn uintptr, args []uintptr) uintptr {
 	if len(args) > maxArgs {
 		panic("efirt: too many firmware call arguments")
 	}
 	var a [maxArgs]uintptr
 	copy(a[:], args)
-	r, _, e := syscall.Syscall(sysFirmwareCall, fn, uintptr(unsafe.Pointer(&a)), uintptr(len(args)))
+	r, _, e := syscall.Syscall(sys, fn, uintptr(unsafe.Pointer(&a)), uintptr(len(args)))
 	if e != 0 {
 		panic("efirt: firmware call failed (" + e.Error() + "): not running under UEFI")
 	}

@@ -59,6 +59,19 @@ func firmwareCall(fn, args, n uintptr) uintptr {
 	return fwcall(fn, (*[maxArgs]uintptr)(ptr(args)), n)
 }
 
+// foreignCall is firmwareCall with the firmware's own CPU state around the
+// call: its exception handlers and page 0 mapping, which a started image
+// (a kernel, another loader) expects to find as the firmware left them.
+func foreignCall(fn, args, n uintptr) uintptr {
+	if n > maxArgs {
+		return errno(einval)
+	}
+	uninstallExceptions()
+	r := fwcall(fn, (*[maxArgs]uintptr)(ptr(args)), n)
+	installExceptions()
+	return r
+}
+
 func fwAllocatePages(kind, addr, pages uintptr) (uintptr, bool) {
 	a := addr
 	st := efi(bootService(bsAllocatePages), kind, efiLoaderData, pages, uintptr(unsafe.Pointer(&a)))

@@ -158,6 +158,8 @@ func dispatch(fp uintptr) {
 		r = epollWait(a1, a2, a3, int32(a4))
 	case sysFirmwareCall:
 		r = firmwareCall(a1, a2, a3)
+	case sysForeignCall:
+		r = foreignCall(a1, a2, a3)
 	default:
 		r = unknownSyscall(f.ax)
 	}

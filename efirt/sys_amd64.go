@@ -50,6 +50,7 @@ const (
 	sysEpollPwait2     = 441
 	sysMaxKnown        = 512
 	sysFirmwareCall    = 0x0ef1 // efirt's own: Call from a goroutine
+	sysForeignCall     = 0x0ef2 // efirt's own: CallForeign
 	archSetFS          = 0x1002 // arch_prctl(ARCH_SET_FS)
 	epollEventSize     = 12     // struct epoll_event is packed on amd64
 	pageSize           = 4096
