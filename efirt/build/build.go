@@ -28,7 +28,10 @@ type Options struct {
 	CacheDir string   // overlay cache ("" = the user cache dir)
 	GoFlags  []string // extra go build flags (e.g. -tags)
 	KeepELF  string   // if set, the first link's ELF (with symbols) is kept here for debuggers
-	Log      func(format string, args ...any)
+	// Files are extra Go source files (name → content) added to the main
+	// package through the overlay, such as an embedded boot plan.
+	Files map[string][]byte
+	Log   func(format string, args ...any)
 }
 
 // Result describes a built image.
@@ -134,6 +137,18 @@ func prepare(ctx context.Context, opt Options, logf func(string, ...any)) (work,
 		return "", "", 0, fmt.Errorf("efirt/build: %w", err)
 	}
 	replace[filepath.Join(pkgDir, "zz_efirt.go")] = inject
+	for name, src := range opt.Files {
+		if filepath.Base(name) != name || !strings.HasSuffix(name, ".go") {
+			os.RemoveAll(work)
+			return "", "", 0, fmt.Errorf("efirt/build: extra file %q must be a plain .go file name", name)
+		}
+		f := filepath.Join(work, name)
+		if err := os.WriteFile(f, src, 0o644); err != nil {
+			os.RemoveAll(work)
+			return "", "", 0, fmt.Errorf("efirt/build: %w", err)
+		}
+		replace[filepath.Join(pkgDir, name)] = f
+	}
 	overlayJSON = filepath.Join(work, "overlay.json")
 	if err := writeOverlayJSON(overlayJSON, replace); err != nil {
 		os.RemoveAll(work)
