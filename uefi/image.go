@@ -29,7 +29,7 @@ func MemoryMappedPath(addr uintptr, size int) []byte {
 	p := make([]byte, 24, 28)
 	p[0], p[1] = dpHardware, dpMemoryMapped
 	binary.LittleEndian.PutUint16(p[2:], 24)
-	binary.LittleEndian.PutUint32(p[4:], memoryLoaderData)
+	binary.LittleEndian.PutUint32(p[4:], LoaderData)
 	binary.LittleEndian.PutUint64(p[8:], uint64(addr))
 	binary.LittleEndian.PutUint64(p[16:], uint64(addr)+uint64(size)-1)
 	return append(p, DevicePathEnd...)
@@ -44,8 +44,6 @@ func VendorMediaPath(g GUID) []byte {
 	copy(p[4:], g[:])
 	return append(p, DevicePathEnd...)
 }
-
-const memoryLoaderData = 2
 
 // LoadImage loads the PE image in src (which must stay put during the
 // call) as a child of this image, described by the device path dp.

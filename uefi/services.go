@@ -112,3 +112,32 @@ func OpenLoadedImage(h Handle) (*LoadedImage, error) {
 	}
 	return at[LoadedImage](iface), nil
 }
+
+// Pages is a zeroed block of memory from AllocatePages, for data that must
+// stay put and outlive the Go runtime: downloaded kernels and initrds.
+type Pages struct {
+	addr uintptr
+	b    []byte
+}
+
+// NewPages allocates n zeroed bytes of pages.
+func NewPages(n int) (*Pages, error) {
+	addr, err := AllocatePages(n)
+	if err != nil {
+		return nil, err
+	}
+	b := Memory(addr, n)
+	clear(b) // the firmware hands out pages as they were left
+	return &Pages{addr: addr, b: b}, nil
+}
+
+// Bytes is the memory; it must not be used after Free.
+func (p *Pages) Bytes() []byte { return p.b }
+
+// Free gives the pages back to the firmware.
+func (p *Pages) Free() {
+	if p.b != nil {
+		FreePages(p.addr, len(p.b))
+		p.b = nil
+	}
+}
