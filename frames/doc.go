@@ -1,5 +1,9 @@
-// Package frames is Ethernet framing, the ARP cache and resolver, and the
-// ARP/IPv4 demux actor.
+// Package frames is the loader's link layer above the NIC: Ethernet II
+// framing, the ARP cache and resolver, and the demux actor that splits
+// received frames into ARP (answered here) and IPv4 (handed up to the stack),
+// and frames the stack's outgoing IPv4 packets for the NIC.
 //
-// Nothing is built here yet; a later issue fills it in.
+// Buffers keep their Ethernet header room in both directions: an IPv4 packet
+// travelling between this package and the stack starts at offset HeaderLen of
+// its buffer, so no layer copies a packet to add or strip a header.
 package frames

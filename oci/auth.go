@@ -111,12 +111,14 @@ func (c *Client) fetchToken(ctx context.Context, registry, scope string, ch chal
 	if s := ch.params["service"]; s != "" {
 		q.Set("service", s)
 	}
-	scopes := strings.Fields(ch.params["scope"])
-	if len(scopes) == 0 {
-		scopes = []string{scope}
-	}
-	for _, s := range scopes {
-		q.Add("scope", s)
+	// Ask for the scope this request needs, and whatever else the
+	// challenge names: a challenge from an earlier pull must not leave a
+	// push holding a pull-only token.
+	q.Add("scope", scope)
+	for _, s := range strings.Fields(ch.params["scope"]) {
+		if s != scope {
+			q.Add("scope", s)
+		}
 	}
 	u.RawQuery = q.Encode()
 

@@ -128,12 +128,36 @@ func (c *Client) baseURL(registry string) string {
 // scope, answering one 401 challenge. A non-2xx response is returned as is
 // for the caller to judge.
 func (c *Client) get(ctx context.Context, ref Reference, path string, hdr http.Header) (*http.Response, error) {
-	u := c.baseURL(ref.Registry) + path
-	scope := "repository:" + ref.Repository + ":pull"
+	return c.Do(ctx, http.MethodGet, ref, "pull", path, hdr, nil)
+}
+
+// Do sends one request to ref's registry with credentials for ref's
+// repository and the scope's actions ("pull", or "pull,push" to upload),
+// answering one 401 challenge. target is a path on the registry ("/v2/...")
+// or an absolute URL the registry handed out (an upload Location). body, if
+// not nil, makes each attempt's request body. The response is returned
+// whatever its status, for the caller to judge (ResponseError).
+//
+// The loader only pulls; Do is exported for host-side publishing, which
+// shares the authentication code.
+func (c *Client) Do(ctx context.Context, method string, ref Reference, actions, target string, hdr http.Header, body func() (io.Reader, int64)) (*http.Response, error) {
+	u := target
+	if strings.HasPrefix(target, "/") {
+		u = c.baseURL(ref.Registry) + target
+	}
+	scope := "repository:" + ref.Repository + ":" + actions
 	for try := 0; ; try++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		var rd io.Reader
+		var size int64
+		if body != nil {
+			rd, size = body()
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
 		if err != nil {
-			return nil, fmt.Errorf("request %s: %w", u, err)
+			return nil, fmt.Errorf("request %s: %w", redactString(u), err)
+		}
+		if body != nil {
+			req.ContentLength = size
 		}
 		for k, v := range hdr {
 			req.Header[k] = v
@@ -166,6 +190,18 @@ func (c *Client) get(ctx context.Context, ref Reference, path string, hdr http.H
 	}
 }
 
+// ResponseError turns a failed response into an error wrapping the
+// matching sentinel (ErrNotFound, ErrUnauthorized) and the registry's own
+// message. It closes the body.
+func ResponseError(resp *http.Response) error { return statusError(resp) }
+
+func redactString(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return redact(u)
+	}
+	return "(unparsable URL)"
+}
+
 // send performs req, following redirects by hand so that auth is sent only
 // to the origin of the first request: blob storage behind a redirect must
 // never see the registry's credentials.
@@ -193,6 +229,9 @@ func (c *Client) send(req *http.Request, auth string) (*http.Response, error) {
 			http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		default:
 			return resp, nil
+		}
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			return resp, nil // a body cannot be replayed here; the caller judges
 		}
 		loc := resp.Header.Get("Location")
 		discard(resp)

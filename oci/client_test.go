@@ -35,12 +35,12 @@ import (
 // unwrapped (for pushing with ggcr) and through test middleware (for the
 // client under test).
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	reg  http.Handler
 	push string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(reg)

@@ -81,3 +81,9 @@ func isTransient(err error) bool {
 	var t transient
 	return errors.As(err, &t)
 }
+
+// Sentinels for boot artifacts.
+var (
+	ErrNoKernel   = errors.New("no kernel")
+	ErrTwoKernels = errors.New("more than one candidate kernel")
+)

@@ -49,6 +49,19 @@ func isManifest(mt string) bool {
 // (and, when chosen from an index, the index entry's platform and
 // annotations); the bytes are exactly those the digest covers.
 func (c *Client) Resolve(ctx context.Context, ref Reference, platform ocispec.Platform) (ocispec.Descriptor, []byte, error) {
+	desc, body, err := c.FetchManifest(ctx, ref)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	if !isIndex(desc.MediaType) {
+		return desc, body, nil
+	}
+	return c.ResolveIndex(ctx, ref, desc, body, platform)
+}
+
+// FetchManifest fetches the manifest or index ref names, verified as
+// Resolve does, without choosing a platform.
+func (c *Client) FetchManifest(ctx context.Context, ref Reference) (ocispec.Descriptor, []byte, error) {
 	if err := ref.check(true); err != nil {
 		return ocispec.Descriptor{}, nil, wrap(err, "resolve", ref, "")
 	}
@@ -56,29 +69,17 @@ func (c *Client) Resolve(ctx context.Context, ref Reference, platform ocispec.Pl
 	if err != nil {
 		return ocispec.Descriptor{}, nil, wrap(err, "resolve", ref, ref.Digest.String())
 	}
-	if !isIndex(desc.MediaType) {
-		return desc, body, nil
-	}
+	return desc, body, nil
+}
 
-	var idx ocispec.Index
-	if err := json.Unmarshal(body, &idx); err != nil {
-		return ocispec.Descriptor{}, nil, wrap(fmt.Errorf("decoding index: %w", err), "resolve", ref, desc.Digest.String())
+// ResolveIndex picks platform's entry from the verified index body (whose
+// descriptor is idxDesc) and fetches and verifies that manifest.
+func (c *Client) ResolveIndex(ctx context.Context, ref Reference, idxDesc ocispec.Descriptor, body []byte, platform ocispec.Platform) (ocispec.Descriptor, []byte, error) {
+	pick, err := SelectPlatform(body, platform)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, wrap(err, "resolve", ref, idxDesc.Digest.String())
 	}
 	want := wantPlatform(platform)
-	var pick *ocispec.Descriptor
-	for i := range idx.Manifests {
-		m := &idx.Manifests[i]
-		if isManifest(m.MediaType) && m.Platform != nil && platformMatches(want, *m.Platform) {
-			pick = m
-			break
-		}
-	}
-	if pick == nil {
-		return ocispec.Descriptor{}, nil, wrap(fmt.Errorf("%w %s: the index has %s", ErrPlatform, platformString(want), listPlatforms(idx.Manifests)), "resolve", ref, desc.Digest.String())
-	}
-	if err := pick.Digest.Validate(); err != nil {
-		return ocispec.Descriptor{}, nil, wrap(fmt.Errorf("index entry for %s has digest %q: %w", platformString(want), pick.Digest, err), "resolve", ref, desc.Digest.String())
-	}
 	child, body, err := c.fetchManifest(ctx, ref, pick.Digest.String(), pick.Digest, pick.Size)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, wrap(err, "resolve", ref, pick.Digest.String())
@@ -86,10 +87,39 @@ func (c *Client) Resolve(ctx context.Context, ref Reference, platform ocispec.Pl
 	if !isManifest(child.MediaType) {
 		return ocispec.Descriptor{}, nil, wrap(fmt.Errorf("index entry for %s is a %s, not an image manifest", platformString(want), child.MediaType), "resolve", ref, pick.Digest.String())
 	}
-	out := *pick
+	out := pick
 	out.MediaType = child.MediaType
+	if out.ArtifactType == "" {
+		out.ArtifactType = child.ArtifactType
+	}
 	return out, body, nil
 }
+
+// SelectPlatform returns the first image-manifest entry of an index for
+// platform (empty OS: linux; empty architecture: runtime.GOARCH). The error
+// wraps ErrPlatform and lists the platforms the index has.
+func SelectPlatform(index []byte, platform ocispec.Platform) (ocispec.Descriptor, error) {
+	var idx ocispec.Index
+	if err := json.Unmarshal(index, &idx); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("decoding index: %w", err)
+	}
+	want := wantPlatform(platform)
+	for _, m := range idx.Manifests {
+		if isManifest(m.MediaType) && m.Platform != nil && platformMatches(want, *m.Platform) {
+			if err := m.Digest.Validate(); err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("index entry for %s has digest %q: %w", platformString(want), m.Digest, err)
+			}
+			return m, nil
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("%w %s: the index has %s", ErrPlatform, platformString(want), listPlatforms(idx.Manifests))
+}
+
+// PlatformString formats p as os/arch[/variant].
+func PlatformString(p ocispec.Platform) string { return platformString(p) }
+
+// IsIndex tells whether a media type is an OCI index or Docker manifest list.
+func IsIndex(mediaType string) bool { return isIndex(mediaType) }
 
 // fetchManifest GETs one manifest and verifies it against want (if set),
 // the Docker-Content-Digest header (if sent) and wantSize (if >= 0). Without

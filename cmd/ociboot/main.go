@@ -21,6 +21,7 @@ import (
 
 	"github.com/ociboot/ociboot/efirt/build"
 	"github.com/ociboot/ociboot/efirt/qemu"
+	"github.com/ociboot/ociboot/plan"
 )
 
 const usage = `usage: ociboot <command> [flags] [arguments]
@@ -29,6 +30,10 @@ commands:
   build   build a Go main package into a PE32+ EFI application
   run     boot an EFI application in QEMU and exit with its status
   vet     run go vet on main packages as they are built for EFI
+  logs    create a scratch disk for the loader's log, or print the log it holds
+  push    push a kernel, initrds and command line (or a UKI) as a boot artifact
+  inspect show a boot artifact's platforms, format, files, cmdline and signature
+  sign    sign a boot artifact with an ECDSA P-256 key, as cosign does
 
 Run 'ociboot <command> -h' for the flags of a command.
 `
@@ -48,6 +53,14 @@ func main() {
 		code = cmdRun(ctx, os.Args[2:])
 	case "vet":
 		code = cmdVet(ctx, os.Args[2:])
+	case "logs":
+		code = cmdLogs(os.Args[2:])
+	case "push":
+		code = cmdPush(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "inspect":
+		code = cmdInspect(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "sign":
+		code = cmdSign(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -64,8 +77,9 @@ func cmdBuild(ctx context.Context, args []string) int {
 	out := fs.String("o", "", "output file (default: PACKAGE's name with .efi)")
 	keepELF := fs.String("elf", "", "also keep the first link's ELF, with symbols, at this path")
 	verbose := fs.Bool("v", false, "print what the build does")
+	planFile := fs.String("plan", "", "embed this boot plan (JSON), validated first")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: ociboot build [-arch ARCH] [-o FILE] [PACKAGE]\n\nPACKAGE defaults to ./cmd/bootd.")
+		fmt.Fprintln(fs.Output(), "usage: ociboot build [-arch ARCH] [-o FILE] [-plan FILE] [PACKAGE]\n\nPACKAGE defaults to ./cmd/bootd.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,8 +100,21 @@ func cmdBuild(ctx context.Context, args []string) int {
 	if *verbose {
 		logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "ociboot: "+f+"\n", a...) }
 	}
+	files := map[string][]byte{}
+	if *planFile != "" {
+		data, err := os.ReadFile(*planFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ociboot build: %v\n", err)
+			return 1
+		}
+		if _, err := plan.Parse(data); err != nil {
+			fmt.Fprintf(os.Stderr, "ociboot build: %s: %v\n", *planFile, err)
+			return 1
+		}
+		files["zz_plan.go"] = plan.GoSource(data)
+	}
 	start := time.Now()
-	res, err := build.Build(ctx, build.Options{Arch: *arch, Package: pkg, Output: *out, KeepELF: *keepELF, Log: logf})
+	res, err := build.Build(ctx, build.Options{Arch: *arch, Package: pkg, Output: *out, KeepELF: *keepELF, Log: logf, Files: files})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ociboot build: %v\n", err)
 		return 1
@@ -122,7 +149,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	if !*quiet {
 		log = os.Stderr
 	}
-	cfg := qemu.Config{Arch: *arch, Firmware: *firmware, Timeout: *timeout, MemoryMiB: *mem, Stdout: os.Stdout, QEMUArgs: extra}
+	cfg := qemu.Config{Arch: *arch, Firmware: *firmware, Timeout: *timeout, MemoryMiB: *mem, Stdout: os.Stdout, QEMUArgs: extra, ScratchLog: true}
 	if log != nil {
 		cfg.Log = log
 	}

@@ -179,79 +179,26 @@ func lockFile(path string) (unlock func(), err error) {
 // into final. It works in a temporary directory beside final and renames it
 // into place, so final is either complete or absent.
 func fetchTrixieOVMF(log io.Writer, root, final string) error {
-	mirror, err := debianMirror("/etc/apt")
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(debianKeyring); err != nil {
-		return fmt.Errorf("the Debian archive keyring: %w", err)
-	}
-	aptGet, err := exec.LookPath("apt-get")
-	if err != nil {
-		return fmt.Errorf("no apt-get: %w", err)
-	}
-	dpkgDeb, err := exec.LookPath("dpkg-deb")
-	if err != nil {
-		return fmt.Errorf("no dpkg-deb: %w", err)
-	}
 	tmp, err := os.MkdirTemp(root, trixieName+".tmp-")
 	if err != nil {
 		return fmt.Errorf("creating a temporary directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	empty := filepath.Join(tmp, "empty")
-	lists := filepath.Join(tmp, "lists")
-	aptCache := filepath.Join(tmp, "cache")
-	download := filepath.Join(tmp, "download")
-	for _, d := range []string{empty, filepath.Join(lists, "partial"), filepath.Join(aptCache, "archives", "partial"), download} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("creating apt directories: %w", err)
-		}
+	apt := &PrivateApt{Suite: "trixie", Dir: filepath.Join(tmp, "apt"), Log: log}
+	if err := apt.Update(); err != nil {
+		return err
 	}
-	sources := filepath.Join(tmp, "sources.list")
-	line := fmt.Sprintf("deb [signed-by=%s] %s trixie main\n", debianKeyring, mirror)
-	if err := os.WriteFile(sources, []byte(line), 0o644); err != nil {
-		return fmt.Errorf("writing the private sources list: %w", err)
-	}
-	opts := []string{
-		"-o", "Dir::Etc::SourceList=" + sources,
-		"-o", "Dir::Etc::SourceParts=" + empty,
-		"-o", "Dir::Etc::Preferences=" + filepath.Join(empty, "none"),
-		"-o", "Dir::Etc::PreferencesParts=" + empty,
-		"-o", "Dir::State::Lists=" + lists,
-		"-o", "Dir::Cache=" + aptCache,
-		// The _apt sandbox user cannot enter root's cache directory.
-		"-o", "APT::Sandbox::User=root",
-		// Only the package index is needed.
-		"-o", "Acquire::Languages=none",
-		"-o", "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::CNF::DefaultEnabled=false",
-		// Fail rather than hang when the mirror is unreachable.
-		"-o", "Acquire::http::Timeout=30",
-		"-o", "Acquire::https::Timeout=30",
-	}
-	// --error-on=any: a failed fetch must fail here, not leave empty lists.
-	if err := runApt(log, "", aptGet, slices.Concat(opts, []string{"update", "--error-on=any"})); err != nil {
-		return fmt.Errorf("updating trixie's package list from %s: %w", mirror, err)
-	}
-	if err := runApt(log, download, aptGet, slices.Concat(opts, []string{"download", "ovmf"})); err != nil {
+	debs, err := apt.Download(tmp, "ovmf")
+	if err != nil {
 		return fmt.Errorf("downloading trixie's ovmf: %w", err)
 	}
-	debs, _ := filepath.Glob(filepath.Join(download, "*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("downloading trixie's ovmf: expected one .deb, got %d", len(debs))
-	}
-	out, err := exec.Command(dpkgDeb, "-f", debs[0], "Version").Output()
+	version, err := DebVersion(debs[0])
 	if err != nil {
-		return fmt.Errorf("reading the version of %s: %w", debs[0], err)
+		return err
 	}
-	version := strings.TrimSpace(string(out))
 	unpacked := filepath.Join(tmp, "root")
-	if out, err := exec.Command(dpkgDeb, "-x", debs[0], unpacked).CombinedOutput(); err != nil {
-		return fmt.Errorf("unpacking %s: %w: %s", debs[0], err, lastLines(string(out), 5))
+	if err := ExtractDeb(debs[0], unpacked); err != nil {
+		return err
 	}
 	for _, f := range []string{ovmfCode, ovmfVars} {
 		if _, err := os.Stat(filepath.Join(unpacked, "usr/share/OVMF", f)); err != nil {

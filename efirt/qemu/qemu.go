@@ -32,6 +32,13 @@ type Config struct {
 	Stdout    io.Writer     // serial console text (cleaned), nil = discard
 	Log       io.Writer     // runner's own messages (which qemu, which firmware, install steps), nil = discard
 	QEMUArgs  []string      // extra QEMU arguments appended
+	Disks     []string      // raw disk images attached as virtio-blk disks, in order
+	Netns     string        // network namespace (ip netns) QEMU runs in, "" = this process's; for tap devices living there
+
+	// ScratchLog attaches a fresh scratch disk for the loader's log (see
+	// observe) and recovers it into Result.ScratchLog; when the log never
+	// reached the serial console, it is also written to Stdout.
+	ScratchLog bool
 
 	// FirstLineMarker, when non-empty, makes Result.FirstOutput the time
 	// from QEMU's start to the first console line containing it.
@@ -46,6 +53,7 @@ type Result struct {
 	Console     string        // all cleaned console text
 	Duration    time.Duration // from QEMU start to the exit marker (or the end of the run)
 	FirstOutput time.Duration // from QEMU start to the first line with Config.FirstLineMarker; 0 if never seen
+	ScratchLog  string        // the log recovered from the scratch disk (Config.ScratchLog)
 }
 
 const (
@@ -78,6 +86,20 @@ func Run(ctx context.Context, cfg Config, efiFile string, args []string) (Result
 		return Result{}, fmt.Errorf("reading the EFI program: %w", err)
 	}
 	return boot(ctx, cfg, func(esp string) error { return writeESP(esp, arch, program, args) })
+}
+
+// RunESP boots the machine from an ESP that populate fills in (a directory
+// QEMU presents as a FAT disk), for payloads other than one program: a
+// shell with a startup script, a foreign boot loader, a kernel. The run
+// ends as Run's does; a guest that powers off ends it with
+// StatusFirmwareFailure and a reason saying QEMU exited, so callers judge
+// such runs by Result.Console.
+func RunESP(ctx context.Context, cfg Config, populate func(esp string) error) (Result, error) {
+	arch := archOf(cfg)
+	if _, ok := bootName[arch]; !ok {
+		return Result{}, errUnsupportedArch(arch)
+	}
+	return boot(ctx, cfg, populate)
 }
 
 // boot runs the machine with an ESP that populate fills in.
@@ -118,8 +140,15 @@ func boot(ctx context.Context, cfg Config, populate func(esp string) error) (Res
 		return Result{}, fmt.Errorf("copying the firmware variable store: %w", err)
 	}
 	argv := append(commandLine(cfg, fw.Code, vars, esp), cfg.QEMUArgs...)
+	scratch, disks, err := diskArgs(cfg, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	argv = append(argv, disks...)
 	logf(cfg.Log, "running %s %s", bin, strings.Join(argv, " "))
-	return runMachine(ctx, cfg, bin, argv)
+	res, err := runMachine(ctx, cfg, bin, argv)
+	showScratchLog(cfg, scratch, &res)
+	return res, err
 }
 
 // commandLine returns QEMU's arguments (amd64; the only arch so far).
@@ -164,6 +193,11 @@ func runMachine(ctx context.Context, cfg Config, bin string, argv []string) (Res
 	defer pr.Close()
 	stderr := &tailBuffer{max: maxStderr}
 	cmd := exec.Command(bin, argv...)
+	if cfg.Netns != "" {
+		// ip execs QEMU in place after entering the namespace, so the
+		// process group and death signal below still apply to QEMU.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", cfg.Netns, bin}, argv...)...)
+	}
 	cmd.Stdin = nil // /dev/null: the program must not need input
 	cmd.Stdout = pw
 	cmd.Stderr = stderr
