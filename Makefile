@@ -1,5 +1,6 @@
 # ociboot: `make demo` boots the demo, `make test` runs the whole suite.
-# Both install what they need (QEMU, firmware) on a Debian machine as root.
+# Both install what they need (QEMU, firmware, docker-registry, dnsmasq) on a
+# Debian machine as root.
 
 GO      ?= go
 ARCH    ?= amd64
@@ -24,9 +25,11 @@ $(BIN)/bootd.efi: $(OCIBOOT) FORCE
 $(BIN)/selftest.efi: $(OCIBOOT) FORCE
 	$(OCIBOOT) build -arch $(ARCH) -o $@ ./tests/selftest
 
-# The demo, for now: the efirt self-test booted under QEMU and OVMF.
-demo: $(BIN)/selftest.efi
-	$(OCIBOOT) run -arch $(ARCH) $(BIN)/selftest.efi
+# The demo: Debian's kernel and our initramfs pushed to a registry on
+# loopback, bootd built with a plan pointing at it, booted under QEMU+OVMF
+# on user networking up to the initramfs's marker.
+demo: $(OCIBOOT)
+	$(OCIBOOT) demo -arch $(ARCH)
 
 test: check
 	$(GO) test -count=1 -timeout 40m $(HOST_PKGS)

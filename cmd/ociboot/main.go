@@ -30,6 +30,7 @@ commands:
   build   build a Go main package into a PE32+ EFI application
   run     boot an EFI application in QEMU and exit with its status
   vet     run go vet on main packages as they are built for EFI
+  demo    boot Debian's kernel from a registry on loopback, end to end
   logs    create a scratch disk for the loader's log, or print the log it holds
   push    push a kernel, initrds and command line (or a UKI) as a boot artifact
   inspect show a boot artifact's platforms, format, files, cmdline and signature
@@ -53,6 +54,8 @@ func main() {
 		code = cmdRun(ctx, os.Args[2:])
 	case "vet":
 		code = cmdVet(ctx, os.Args[2:])
+	case "demo":
+		code = cmdDemo(ctx, os.Args[2:])
 	case "logs":
 		code = cmdLogs(os.Args[2:])
 	case "push":

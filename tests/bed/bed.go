@@ -324,6 +324,29 @@ func (b *Bed) startDnsmasq(opt Options) error {
 	})
 }
 
+// RegistryConfig is a configuration for Debian's docker-registry
+// (distribution 2.8) storing under storage, listening on addr, with TLS
+// when crt and key (file names) are given.
+func RegistryConfig(storage, addr, crt, key string) string {
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, storage, addr)
+	if crt != "" {
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", crt, key)
+	}
+	return cfg
+}
+
 // startRegistry runs docker-registry with TLS and waits until /v2/ answers.
 func (b *Bed) startRegistry(addr string) error {
 	dir := filepath.Join(b.Dir, "registry")
@@ -337,22 +360,7 @@ func (b *Bed) startRegistry(addr string) error {
 	if err := os.WriteFile(key, b.Certs.ServerKey, 0o600); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-  tls:
-    certificate: %s
-    key: %s
-`, filepath.Join(dir, "storage"), addr, crt, key)
+	cfg := RegistryConfig(filepath.Join(dir, "storage"), addr, crt, key)
 	conf := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return err

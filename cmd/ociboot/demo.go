@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ociboot/ociboot/efirt/build"
+	"github.com/ociboot/ociboot/efirt/qemu"
+	"github.com/ociboot/ociboot/oci"
+	"github.com/ociboot/ociboot/oci/publish"
+	"github.com/ociboot/ociboot/plan"
+	"github.com/ociboot/ociboot/tests/bed"
+	"github.com/ociboot/ociboot/tests/payload"
+)
+
+// The demo's guest sees the registry at this address of QEMU's user
+// network; each guest connection is forwarded to the registry on loopback.
+const (
+	demoGuestRegistry = "10.0.2.100:5000"
+	demoRepo          = "ociboot/demo:latest"
+	demoCmdline       = "console=ttyS0 ociboot.demo=1"
+)
+
+// cmdDemo shows the whole boot: Debian's kernel and an initramfs of ours
+// pushed to a registry on loopback, bootd built with a plan pointing at it,
+// booted in QEMU on user networking (restrict=on) up to the initramfs's
+// marker.
+func cmdDemo(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	arch := fs.String("arch", defaultArch(), "architecture of the machine (GOARCH)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	nicPath := fs.String("nic", "auto", "NIC path for the loader: auto, virtio or snp")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := demo(ctx, *arch, *timeout, *nicPath); err != nil {
+		fmt.Fprintf(os.Stderr, "ociboot demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, arch string, timeout time.Duration, nicPath string) error {
+	start := time.Now()
+	step := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "demo [%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	work, err := os.MkdirTemp("", "ociboot-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	step("fetching Debian's kernel for %s and building the initramfs", arch)
+	k, err := payload.FetchKernel(arch, os.Stderr)
+	if err != nil {
+		return err
+	}
+	kernel, err := os.ReadFile(k.Path)
+	if err != nil {
+		return err
+	}
+	initrd, err := payload.Initrd(ctx, arch)
+	if err != nil {
+		return err
+	}
+	step("kernel %s %s (%d bytes), initramfs %d bytes", k.Package, k.Version, len(kernel), len(initrd))
+
+	reg, err := startDemoRegistry(ctx, work)
+	if err != nil {
+		return err
+	}
+	defer reg.stop()
+	step("registry (Debian's docker-registry) on %s", reg.addr)
+
+	ref, err := oci.ParseReference(reg.addr + "/" + demoRepo)
+	if err != nil {
+		return err
+	}
+	c := oci.NewClient(http.DefaultClient, oci.WithPlainHTTP(reg.addr))
+	desc, err := publish.PushBoot(ctx, c, ref, []publish.BootImage{{
+		Platform: &ocispec.Platform{OS: "linux", Architecture: arch},
+		Kernel:   kernel, Initrds: [][]byte{initrd}, Cmdline: demoCmdline, Title: "ociboot demo",
+	}})
+	if err != nil {
+		return fmt.Errorf("pushing the demo artifact: %w", err)
+	}
+	step("pushed %s@%s", ref, desc.Digest)
+
+	p := &plan.Plan{NIC: nicPath, Timeout: plan.Duration(timeout), Targets: []plan.Target{{
+		Name: "demo", Ref: demoGuestRegistry + "/" + demoRepo, PlainHTTP: true,
+	}}}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := plan.Parse(data); err != nil {
+		return err
+	}
+	efi := filepath.Join(work, "bootd.efi")
+	res, err := build.Build(ctx, build.Options{Arch: arch, Package: "./cmd/bootd", Output: efi,
+		Files: map[string][]byte{"zz_plan.go": plan.GoSource(data)}})
+	if err != nil {
+		return err
+	}
+	step("built bootd with the plan embedded (%d bytes); booting QEMU (TCG, user networking, restrict=on)", res.Size)
+
+	fwd, err := buildForwarder(ctx, work)
+	if err != nil {
+		return err
+	}
+	netdev := "user,id=n0,restrict=on,guestfwd=tcp:" + demoGuestRegistry + "-cmd:" + strings.ReplaceAll(fwd+" "+reg.addr, ",", ",,")
+	var console strings.Builder
+	run, err := qemu.Run(ctx, qemu.Config{
+		Arch: arch, Timeout: timeout, Stdout: io.MultiWriter(os.Stdout, &console), Log: os.Stderr, ScratchLog: true,
+		FirstLineMarker: payload.Marker,
+		QEMUArgs:        []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="},
+	}, efi, nil)
+	if err != nil {
+		return err
+	}
+	text := console.String()
+	if run.FirstOutput == 0 {
+		return fmt.Errorf("the initramfs marker never appeared (%s)", run.Reason)
+	}
+	if !strings.Contains(text, payload.CmdlinePrefix+demoCmdline) {
+		return fmt.Errorf("the kernel's command line is not %q", demoCmdline)
+	}
+	fmt.Fprintf(os.Stderr, "\ndemo: OK — Linux userspace reached %.1fs after QEMU started (whole demo %.1fs); %s\n",
+		run.FirstOutput.Seconds(), time.Since(start).Seconds(), firstLine(text, "starting demo"))
+	return nil
+}
+
+func firstLine(text, sub string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
+// demoRegistry is Debian's docker-registry on a loopback port, plain HTTP.
+type demoRegistry struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startDemoRegistry(ctx context.Context, dir string) (*demoRegistry, error) {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		if err := qemu.AptInstall(os.Stderr, "docker-registry"); err != nil {
+			return nil, fmt.Errorf("installing docker-registry: %w", err)
+		}
+		if bin, err = exec.LookPath("docker-registry"); err != nil {
+			return nil, err
+		}
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conf := filepath.Join(dir, "registry.yml")
+	if err := os.WriteFile(conf, []byte(bed.RegistryConfig(filepath.Join(dir, "storage"), addr, "", "")), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting docker-registry: %w", err)
+	}
+	r := &demoRegistry{addr: addr, cmd: cmd}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r, nil
+			}
+			err = errors.New(resp.Status)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			r.stop()
+			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
+			return nil, fmt.Errorf("docker-registry did not come up on %s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (r *demoRegistry) stop() {
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+}
+
+// buildForwarder builds the relay QEMU runs per guest connection (a
+// guestfwd chardev carries one connection only).
+func buildForwarder(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "fwd")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/ociboot/ociboot/tests/bed/fwd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the forwarder: %w: %s", err, b)
+	}
+	return out, nil
+}
