@@ -25,6 +25,8 @@ type SNP struct {
 	tx   uintptr   // snpTxBuffers × snpBufSize bytes of firmware pages
 	free []uintptr // transmit buffers we own
 	busy int       // transmit buffers the firmware holds
+
+	oversize int // received frames dropped for not fitting a buffer
 }
 
 // OpenSNP takes the first Simple Network Protocol instance exclusively,
@@ -85,6 +87,9 @@ func openSNP(h uefi.Handle) (*SNP, error) {
 	}
 	s := &SNP{snp: p, mac: p.MAC(), mtu: int(m.MaxPacketSize), tx: tx}
 	s.max = min(s.mtu+14, snpBufSize)
+	if s.max < 60 {
+		return fail(fmt.Errorf("nic: SNP on %#x reports a maximum packet of %d bytes", uintptr(h), m.MaxPacketSize))
+	}
 	for i := 0; i < snpTxBuffers; i++ {
 		s.free = append(s.free, tx+uintptr(i*snpBufSize))
 	}
@@ -97,8 +102,10 @@ func (s *SNP) MAC() net.HardwareAddr { return s.mac }
 // MTU is the interface's maximum packet size.
 func (s *SNP) MTU() int { return s.mtu }
 
-// MaxFrame is the MTU plus the Ethernet header.
-func (s *SNP) MaxFrame() int { return s.max }
+// MaxFrame is the size of receive buffers: more than the MTU plus the
+// Ethernet header, because some SNPs (iPXE's) hand over full-size frames
+// with trailing bytes and refuse a buffer of exactly MTU+14.
+func (s *SNP) MaxFrame() int { return snpBufSize }
 
 // status calls GetStatus once, taking back the transmit buffer it returns,
 // if any; every GetStatus must go through here or a buffer is lost.
@@ -165,8 +172,9 @@ func (s *SNP) Receive(bufs [][]byte) (int, error) {
 		case uefi.BufferTooSmall:
 			// The frame stays queued; drop it through a scratch buffer so it
 			// does not block the queue for good.
-			var scratch [snpBufSize]byte
-			s.snp.Receive(scratch[:])
+			s.oversize++
+			scratch := make([]byte, n)
+			s.snp.Receive(scratch)
 			return i, nil
 		default:
 			return i, fmt.Errorf("nic: SNP Receive: %w", st)
@@ -203,6 +211,9 @@ func (s *SNP) Close() error {
 	}
 	return err
 }
+
+// Oversize counts received frames dropped because they exceeded MaxFrame.
+func (s *SNP) Oversize() int { return s.oversize }
 
 func (s *SNP) String() string {
 	return fmt.Sprintf("firmware Simple Network Protocol on handle %#x", uintptr(s.snp.Handle))
