@@ -391,9 +391,15 @@ type meteredWriter struct {
 	last  time.Time
 }
 
+// meter starts a blob's progress with a report of zero bytes, so a
+// consumer's clock for the blob starts with it.
 func (f *Fetcher) meter(what string, d ocispec.Descriptor, dst io.WriterAt) *meteredWriter {
 	now := time.Now()
-	return &meteredWriter{f: f, dst: dst, p: Progress{What: what, Digest: d.Digest, Total: d.Size}, start: now, last: now}
+	m := &meteredWriter{f: f, dst: dst, p: Progress{What: what, Digest: d.Digest, Total: d.Size}, start: now, last: now}
+	if f.cfg.Progress != nil {
+		f.cfg.Progress(m.p)
+	}
+	return m
 }
 
 func (m *meteredWriter) WriteAt(p []byte, off int64) (int, error) {

@@ -159,7 +159,9 @@ func TestFetchOursIndex(t *testing.T) {
 		bs.Title != "Test OS" || bs.Version != "1.2" || bs.Digest != top.Digest || len(bs.Blobs) != 4 {
 		t.Errorf("set %+v", bs)
 	}
-	if len(reports) != 3 || !reports[2].Final || reports[2].What != "initrd 2/2" || reports[0].What != "kernel" || reports[1].What != "initrd 1/2" {
+	// Each blob starts with a report of zero bytes and ends with a final one.
+	if len(reports) != 6 || reports[0].Done != 0 || reports[0].What != "kernel" || !reports[1].Final ||
+		reports[2].What != "initrd 1/2" || !reports[5].Final || reports[5].What != "initrd 2/2" {
 		t.Errorf("progress reports %+v", reports)
 	}
 	if s := fe.Counters().Snapshot("x"); s.Messages != 3 || s.Bytes != uint64(len(kernels["amd64"])+len("first-initrd-amd64second")) {
