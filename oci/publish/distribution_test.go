@@ -17,59 +17,25 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/ociboot/ociboot/efirt/build"
+	"github.com/ociboot/ociboot/efirt/qemu"
 	"github.com/ociboot/ociboot/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // installRegistry makes sure Debian's docker-registry (distribution 2.8)
-// is installed, holding the apt lock file efirt/qemu's installer holds so
-// parallel test binaries do not collide on apt's own locks.
-// TODO(lead): switch to an exported efirt/qemu installer once there is one.
+// is installed, through efirt/qemu's installer and its lock.
 func installRegistry(t *testing.T) string {
 	t.Helper()
 	if p, err := exec.LookPath("docker-registry"); err == nil {
 		return p
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("docker-registry is not installed and installing needs root")
-	}
-	dir, err := build.CacheDir()
-	if err != nil {
+	if err := qemu.AptInstall(nil, "docker-registry"); err != nil {
 		t.Fatal(err)
-	}
-	os.MkdirAll(dir, 0o755)
-	lf, err := os.OpenFile(filepath.Join(dir, "apt.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close() // releases the lock
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-o", "DPkg::Lock::Timeout=600", "install", "-y", "-t", "bookworm", "--no-install-recommends", "docker-registry"}
-	run := func(args ...string) error {
-		cmd := exec.Command("apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("apt-get %v: %w\n%s", args, err, out)
-		}
-		return nil
-	}
-	if err := run(args...); err != nil {
-		if err := run("-o", "DPkg::Lock::Timeout=600", "update"); err != nil {
-			t.Fatal(err)
-		}
-		if err := run(args...); err != nil {
-			t.Fatal(err)
-		}
 	}
 	p, err := exec.LookPath("docker-registry")
 	if err != nil {
