@@ -12,7 +12,7 @@ OCIBOOT := $(BIN)/ociboot
 EFI_PKGS  := ./cmd/bootd ./tests/selftest ./tests/nicarp ./tests/blocklog
 HOST_PKGS  = $(shell $(GO) list ./... | grep -v -x -e '.*/cmd/bootd' -e '.*/tests/selftest' -e '.*/tests/nicarp')
 
-.PHONY: all demo test check fmt vet unit e2e bench clean
+.PHONY: all demo test check fmt vet unit e2e bench clean fuzz
 
 all: $(OCIBOOT) $(BIN)/bootd.efi
 
@@ -33,6 +33,18 @@ demo: $(OCIBOOT)
 
 test: check
 	$(GO) test -count=1 -timeout 40m $(HOST_PKGS)
+	$(MAKE) fuzz
+
+# Each fuzz target runs briefly on top of its committed seed corpus (which
+# plain `go test` already replays); new crashers land in testdata/fuzz.
+FUZZTIME ?= 8s
+FUZZ := ./services:FuzzParseDHCP ./oci:FuzzDetect ./oci:FuzzSelectPlatform ./oci:FuzzWalkLayer
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 check: fmt vet
 
