@@ -20,7 +20,7 @@ var arches = []string{"amd64"}
 var selftestChecks = []string{"goroutines", "gc", "timers", "monotonic", "wallclock", "rand", "sha256", "tls", "dma", "mmap"}
 
 // buildEFI builds pkg for arch into the test's temporary directory.
-func buildEFI(t *testing.T, arch, pkg string) string {
+func buildEFI(t testing.TB, arch, pkg string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".efi")
 	res, err := build.Build(context.Background(), build.Options{Arch: arch, Package: pkg, Output: out, Dir: ".."})

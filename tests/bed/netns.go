@@ -170,3 +170,34 @@ func removeLeftovers(logf func(string, ...any)) {
 		}
 	}
 }
+
+// PacketSocket opens a raw AF_PACKET socket bound to the bed's tap device
+// inside its namespace, for tests that exchange Ethernet frames with the
+// guest directly. The caller closes the returned file.
+func (b *Bed) PacketSocket() (*os.File, error) {
+	if b.Netns == "" {
+		return nil, fmt.Errorf("bed: raw frames need the namespace bed, not user networking")
+	}
+	var f *os.File
+	err := inNetns(b.Netns, func() error {
+		proto := int(htons(syscall.ETH_P_ALL))
+		fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, proto)
+		if err != nil {
+			return fmt.Errorf("bed: packet socket: %w", err)
+		}
+		ifi, err := net.InterfaceByName(TapName)
+		if err != nil {
+			syscall.Close(fd)
+			return err
+		}
+		if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			syscall.Close(fd)
+			return fmt.Errorf("bed: binding the packet socket to %s: %w", TapName, err)
+		}
+		f = os.NewFile(uintptr(fd), "packet:"+TapName)
+		return nil
+	})
+	return f, err
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
