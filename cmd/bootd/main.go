@@ -34,12 +34,17 @@ func main() {
 		uefi.UCS2At(st.FirmwareVendor, 128), st.FirmwareRevision, st.Hdr.Revision>>16, st.Hdr.Revision&0xffff/10)
 	tl.Mark("loader", "banner")
 
+	url, sum, words := netcheckArgs(os.Args[1:])
+	os.Args = append(os.Args[:1], words...)
 	p, err := loadPlan(log)
 	if err != nil {
 		log.Fail(observe.Failure{What: "reading the boot plan", Err: err,
 			Cause: "the plan embedded at build time, the ESP's " + plan.FileName + " or the load options are invalid",
 			Next:  "returning to the firmware"})
 		exit(log, 1)
+	}
+	if url != "" {
+		exit(log, netcheck(log, tl, p, url, sum))
 	}
 	targets := p.Order()
 	for i, t := range targets {

@@ -70,8 +70,10 @@ func startPipeline(ctx context.Context, log *observe.Logger, tl *observe.Timelin
 			pl.stop(log)
 			return nil, fail("opening the DHCP port", err, "")
 		}
+		// DHCP gives up before the attempt does, so its own message (which
+		// says what it waited for) is the one the operator reads.
 		dhcp, err = services.NewDHCP(services.DHCPConfig{Conn: conn, MAC: dev.MAC(), Logf: log.Logf,
-			Timeout: min(30*time.Second, p.AttemptTimeout())})
+			Timeout: min(30*time.Second, p.AttemptTimeout()*2/3)})
 		if err != nil {
 			pl.stop(log)
 			return nil, fail("starting DHCP", err, "")

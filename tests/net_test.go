@@ -1,0 +1,126 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ociboot/ociboot/efirt/qemu"
+	"github.com/ociboot/ociboot/plan"
+	"github.com/ociboot/ociboot/tests/bed"
+)
+
+// netcheckPlan is a plan whose only job is to carry trust settings for
+// bootd's netcheck mode.
+func netcheckPlan(ca string) *plan.Plan {
+	t := plan.Target{Name: "none", Ref: "registry.test/unused:1"}
+	if ca != "" {
+		t.CA, t.OnlyCA = []string{ca}, true
+	}
+	return &plan.Plan{Timeout: plan.Duration(3 * time.Minute), Targets: []plan.Target{t}}
+}
+
+// runNetcheck boots bootd in the bed with netcheck load options and
+// returns its console.
+func runNetcheck(t testing.TB, b *bed.Bed, arch string, p *plan.Plan, args ...string) (string, qemu.Result) {
+	t.Helper()
+	efi := buildBootd(t, arch, p)
+	con := &stampedConsole{}
+	res, err := qemu.Run(context.Background(), b.Config(qemu.Config{Arch: arch, Timeout: 5 * time.Minute, Stdout: con,
+		FirstLineMarker: "ociboot bootd"}), efi, args)
+	text := con.text.String()
+	t.Logf("console:\n%s", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text, res
+}
+
+const netFileSize = 64 << 20
+
+// TestNetHTTPS fetches a 64 MiB file over HTTPS from Linux's TCP on the far
+// end of the tap, through our NIC driver, stack, DHCP lease and DNS, and
+// checks its SHA-256.
+func TestNetHTTPS(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			b := bed.New(t, bed.Options{FileSize: netFileSize})
+			text, res := runNetcheck(t, b, arch, netcheckPlan(string(b.Certs.CAPEM)),
+				"netcheck="+b.FileHTTPSURL(bed.RandomFile), "sha256="+b.FileSHA256)
+			if !res.Exited || res.Status != 0 {
+				t.Fatalf("netcheck failed: %s", res.Reason)
+			}
+			for _, want := range []string{"dhcp: lease 10.77.0.", "netcheck: sha256 matches", fmt.Sprintf("netcheck: %d bytes", netFileSize)} {
+				if !strings.Contains(text, want) {
+					t.Errorf("console lacks %q", want)
+				}
+			}
+			if m := regexp.MustCompile(`netcheck: \d+ bytes in ([0-9.]+s), ([0-9.]+ MB/s)`).FindStringSubmatch(text); m != nil {
+				t.Logf("HTTPS + SHA-256 of 64 MiB: %s, %s", m[1], m[2])
+			}
+		})
+	}
+}
+
+// TestNetUnknownCA trusts only an unrelated CA: the handshake must fail
+// with an error that says the certificate is not trusted.
+func TestNetUnknownCA(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			b := bed.New(t, bed.Options{})
+			text, res := runNetcheck(t, b, arch, netcheckPlan(string(b.Certs.OtherCAPEM)), "netcheck="+b.FileHTTPSURL(bed.RandomFile))
+			if res.Status == 0 {
+				t.Fatal("netcheck succeeded against an untrusted CA")
+			}
+			for _, want := range []string{"certificate signed by unknown authority", "not trusted", "returning to the firmware"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("console lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+// TestNetWrongName connects to a server whose certificate names another
+// host.
+func TestNetWrongName(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			b := bed.New(t, bed.Options{})
+			url := fmt.Sprintf("https://%s:%d/%s", b.ServerName(), bed.WrongNamePort, bed.RandomFile)
+			text, res := runNetcheck(t, b, arch, netcheckPlan(string(b.Certs.CAPEM)), "netcheck="+url)
+			if res.Status == 0 {
+				t.Fatal("netcheck succeeded against a certificate for another name")
+			}
+			for _, want := range []string{"certificate is valid for", "registry.test", "returning to the firmware"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("console lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+// TestNetNoDHCP runs with DNS but no DHCP server: the loader must end in
+// the DHCP timeout message, not hang.
+func TestNetNoDHCP(t *testing.T) {
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			b := bed.New(t, bed.Options{NoDHCP: true})
+			p := netcheckPlan(string(b.Certs.CAPEM))
+			p.Timeout = plan.Duration(12 * time.Second)
+			text, res := runNetcheck(t, b, arch, p, "netcheck="+b.FileHTTPSURL(bed.RandomFile))
+			if !res.Exited || res.Status == 0 {
+				t.Fatalf("want a failure exit, got %s", res.Reason)
+			}
+			for _, want := range []string{"dhcp: no answer from any DHCP server after", "returning to the firmware"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("console lacks %q", want)
+				}
+			}
+		})
+	}
+}
