@@ -142,6 +142,7 @@ func attempt(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, t plan.Tar
 	}
 	set, err := fetch(ctx, log, tl, pl, t)
 	if err != nil {
+		log.Block(observe.Info, observe.FormatRates(pl.rates()))
 		pl.stop(log)
 		return err
 	}

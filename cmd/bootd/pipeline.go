@@ -103,26 +103,40 @@ func startPipeline(ctx context.Context, log *observe.Logger, tl *observe.Timelin
 	}
 	pl.resolver = services.NewResolver(pl.lease.DNS, pl.lease.Search, pl.stack.DialContext)
 	pl.stack.SetResolver(pl.resolver)
-	go pl.watch(ctx, log)
+	go pl.watch(ctx, log, p.Live)
 	return pl, nil
 }
 
-// watch reports an actor failure while the boot goes on; the attempt's
-// context ends the wait.
-func (pl *pipeline) watch(ctx context.Context, log *observe.Logger) {
-	select {
-	case err := <-pl.sup.Failed():
-		log.Errorf("bootd: %v", err)
-	case <-ctx.Done():
+// watch reports an actor failure while the boot goes on and, when the plan
+// asks for it, prints a line of per-actor rates every second; the
+// attempt's context ends it.
+func (pl *pipeline) watch(ctx context.Context, log *observe.Logger, live bool) {
+	var tick <-chan time.Time
+	var sampler *observe.Sampler
+	if live {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick, sampler = t.C, observe.NewSampler(time.Now())
+	}
+	for {
+		select {
+		case err := <-pl.sup.Failed():
+			log.Errorf("bootd: %v", err)
+		case <-tick:
+			log.Logf("live: %s", observe.FormatLive(sampler.Sample(pl.snapshots())))
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
-// rates samples every actor's throughput.
-func (pl *pipeline) rates() []observe.Rate {
-	snaps := pl.sup.Snapshots()
-	snaps = append(snaps, pl.stack.TCPCounters().Snapshot("tcp"))
-	return pl.sampler.Sample(snaps)
+// snapshots samples every actor's counters, the TCP connections' together.
+func (pl *pipeline) snapshots() []actors.Snapshot {
+	return append(pl.sup.Snapshots(), pl.stack.TCPCounters().Snapshot("tcp"))
 }
+
+// rates is each actor's throughput since the pipeline started.
+func (pl *pipeline) rates() []observe.Rate { return pl.sampler.Sample(pl.snapshots()) }
 
 // stop tears the pipeline down: every actor in reverse order within the
 // deadline, then the NIC reset, whatever happened before.
