@@ -75,8 +75,10 @@ func (img *Image) Start() (exitData string, err error) {
 	st, data := uefi.StartImage(img.h)
 	img.h = 0 // the firmware unloads an image that returned
 	img.removeInitrd()
-	if err := st.Err(); err != nil {
-		return data, fmt.Errorf("handoff: the image returned %w", err)
+	// A warning is not EFI_SUCCESS either: a program's non-zero exit code
+	// (the EFI shell's "exit 3") arrives as one, and the caller must see it.
+	if st != uefi.Success {
+		return data, fmt.Errorf("handoff: the image returned %w", st)
 	}
 	return data, nil
 }

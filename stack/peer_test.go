@@ -40,6 +40,7 @@ var (
 type pair struct {
 	s    *Stack
 	link *gvisorlink.Link
+	stop func() // cancels our actors and waits for them
 }
 
 func newPair(tb testing.TB, cfg gvisorlink.Config, opts Options) *pair {
@@ -74,12 +75,12 @@ func newUnconfiguredPair(tb testing.TB, cfg gvisorlink.Config, opts Options) *pa
 			}
 		}()
 	}
+	stop := func() { cancel(); wg.Wait() }
 	tb.Cleanup(func() {
-		cancel()
-		wg.Wait()
+		stop()
 		link.Close()
 	})
-	return &pair{s: s, link: link}
+	return &pair{s: s, link: link, stop: stop}
 }
 
 func (p *pair) listen(tb testing.TB, port uint16) net.Listener {
@@ -241,9 +242,9 @@ func TestHTTPSLossy(t *testing.T) {
 		cfg  gvisorlink.Config
 	}{
 		{"clean", 256 << 20, gvisorlink.Config{}},
-		{"loss1pct", 64 << 20, gvisorlink.Config{Seed: 1, ToPeer: gvisorlink.Impair{Loss: 0.01}, FromPeer: gvisorlink.Impair{Loss: 0.01}}},
-		{"loss5pct", 16 << 20, gvisorlink.Config{Seed: 2, ToPeer: gvisorlink.Impair{Loss: 0.05}, FromPeer: gvisorlink.Impair{Loss: 0.05}}},
-		{"reorder+dup", 64 << 20, gvisorlink.Config{Seed: 3,
+		{"loss1pct", 256 << 20, gvisorlink.Config{Seed: 1, ToPeer: gvisorlink.Impair{Loss: 0.01}, FromPeer: gvisorlink.Impair{Loss: 0.01}}},
+		{"loss5pct", 64 << 20, gvisorlink.Config{Seed: 2, ToPeer: gvisorlink.Impair{Loss: 0.05}, FromPeer: gvisorlink.Impair{Loss: 0.05}}},
+		{"reorder+dup", 256 << 20, gvisorlink.Config{Seed: 3,
 			ToPeer:   gvisorlink.Impair{Reorder: 0.05, Dup: 0.02},
 			FromPeer: gvisorlink.Impair{Reorder: 0.05, Dup: 0.02}}},
 	}

@@ -197,13 +197,13 @@ func (p *scriptPeer) expectFlags(what string, flags uint8) segment {
 
 // conn is one connection the script drives.
 type scriptConn struct {
-	p          *scriptPeer
-	c          net.Conn
-	lport      uint16
-	iss        uint32 // the peer's
-	ourISS     uint32
-	rcvNxt     uint32 // the peer's view: next seq from us
-	sndNxt     uint32 // the peer's next seq
+	p      *scriptPeer
+	c      net.Conn
+	lport  uint16
+	iss    uint32 // the peer's
+	ourISS uint32
+	rcvNxt uint32 // the peer's view: next seq from us
+	sndNxt uint32 // the peer's next seq
 }
 
 // dial connects through the handshake; the peer advertises wnd (scaled by
@@ -252,4 +252,3 @@ func (sc *scriptConn) ackTo(seq uint32, wnd uint16, sacks ...sackBlock) {
 	sc.rcvNxt = seq
 	sc.send(flagACK, wnd, nil, sacks...)
 }
-

@@ -62,9 +62,8 @@ type Stack struct {
 	opts  Options
 	ip    *ipActor
 
+	cfgp     atomic.Pointer[netConfig] // nil until Configure
 	mu       sync.Mutex
-	cfg      Config
-	up       bool // Configure has been called
 	udp      map[uint16]*UDPConn
 	tcp      map[connKey]*tcpConn
 	resolver Resolver
@@ -109,7 +108,6 @@ func New(link frames.Link, opts Options) *Stack {
 		opts:  opts,
 		udp:   map[uint16]*UDPConn{},
 		tcp:   map[connKey]*tcpConn{},
-		cfg:   Config{MTU: link.MTU()},
 	}
 	s.ip = &ipActor{s: s}
 	return s
@@ -163,18 +161,27 @@ func (s *Stack) Configure(c Config) error {
 		return fmt.Errorf("stack: configure: MTU %d below the IPv4 minimum of 576", c.MTU)
 	}
 	c.Routes = append([]Route(nil), c.Routes...)
-	s.mu.Lock()
-	s.cfg, s.up = c, true
-	s.mu.Unlock()
+	nc := &netConfig{Config: c, addr: c.Addr.Addr().As4(), bcast: c.Addr.Addr().As4()}
+	if c.Addr.Bits() < 31 {
+		nc.bcast = lastAddr(c.Addr).As4()
+	}
+	s.cfgp.Store(nc)
 	s.demux.SetAddr(c.Addr.Addr())
 	return nil
 }
 
+// netConfig is a Config with what the receive path compares per packet.
+type netConfig struct {
+	Config
+	addr, bcast [4]byte
+}
+
 // config returns the configuration and whether there is one.
 func (s *Stack) config() (Config, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg, s.up
+	if nc := s.cfgp.Load(); nc != nil {
+		return nc.Config, true
+	}
+	return Config{MTU: s.link.MTU()}, false
 }
 
 // route picks the source address, next hop and MTU for dst.
@@ -230,15 +237,14 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // forUs reports whether a packet to dst is ours: our address, a broadcast,
 // or (before an address is set) anything, for DHCP's sake.
 func (s *Stack) forUs(dst [4]byte, proto uint8) bool {
-	cfg, up := s.config()
-	d := netip.AddrFrom4(dst)
-	if d == frames.Broadcast {
+	if dst == [4]byte{255, 255, 255, 255} {
 		return true
 	}
-	if !up {
+	nc := s.cfgp.Load()
+	if nc == nil {
 		return proto == protoUDP
 	}
-	return d == cfg.Addr.Addr() || (cfg.Addr.Bits() < 31 && d == lastAddr(cfg.Addr))
+	return dst == nc.addr || dst == nc.bcast
 }
 
 // send hands a one-packet batch to the demux without blocking (the

@@ -39,8 +39,8 @@ const (
 	synRetries      = 6
 	dataRetries     = 15
 	finWait2Timeout = 60 * time.Second
-	maxOOORanges    = 32
-	maxSACKed       = 32
+	maxOOORanges    = 512
+	maxSACKed       = 128
 )
 
 // connKey identifies a connection from the remote side's view of a packet.
@@ -56,6 +56,7 @@ type connStats struct {
 	fastRetransmits      atomic.Uint64
 	retransmittedSegs    atomic.Uint64
 	probes               atomic.Uint64
+	tailProbes           atomic.Uint64
 	oooSegs, dropped     atomic.Uint64
 	dupAcksIn, badSegsIn atomic.Uint64
 }
@@ -140,14 +141,20 @@ type tcpConn struct {
 	dupAcks         int
 	inRecovery      bool
 	recover         uint32
+	rtxNext         uint32 // SACK recovery: holes below this were retransmitted
+	rtxMark         uint32 // sndMax when the holes were last retransmitted
 	sacked          []sackBlock
 	persistAt       time.Time
+	tlpAt           time.Time // tail loss probe (RFC 8985 7)
+	tlpDone         bool      // one probe per flight
 	persistBackoffs int
 	closeAt         time.Time
 	ipID            uint16
 	tx              *actors.Batch
 	timer           *time.Timer
 	timerAt         time.Time
+	now             time.Time // of the event being handled: one clock read per event
+	rcvReady        bool      // data arrived for the reader in this event
 }
 
 func newTCPConn(s *Stack, src netip.Addr, lport uint16, raddr netip.AddrPort, nextHop netip.Addr, mtu int) *tcpConn {
@@ -205,6 +212,7 @@ func (c *tcpConn) run() {
 	c.timer.Stop()
 	defer c.finish()
 	now := time.Now()
+	c.now = now
 	c.sendSYN(now)
 	c.flush()
 	for c.state != stateClosed {
@@ -212,6 +220,7 @@ func (c *tcpConn) run() {
 		select {
 		case b := <-c.in:
 			now = time.Now()
+			c.now = now
 			c.input(b, now)
 			// Take what else has queued so one flush and one wake-up of
 			// the reader cover it all.
@@ -237,6 +246,11 @@ func (c *tcpConn) run() {
 			c.fail(c.abortErr)
 			return
 		}
+		c.now = now
+		if c.rcvReady {
+			c.rcvReady = false
+			signal(c.rcvSignal)
+		}
 		if c.state == stateClosed {
 			break
 		}
@@ -257,11 +271,7 @@ func (c *tcpConn) finish() {
 	c.timer.Stop()
 	c.s.removeConn(c)
 	c.state = stateClosed
-	select {
-	case <-c.dead:
-	default:
-		close(c.dead)
-	}
+	close(c.dead)
 	for {
 		select {
 		case b := <-c.in:
@@ -272,7 +282,8 @@ func (c *tcpConn) finish() {
 	}
 }
 
-// fail ends the connection with err (nil: an orderly end).
+// fail ends the connection with err (nil: an orderly end); the actor then
+// returns.
 func (c *tcpConn) fail(err error) {
 	if c.state == stateClosed {
 		return
@@ -283,7 +294,7 @@ func (c *tcpConn) fail(err error) {
 		c.err = err
 	}
 	c.errMu.Unlock()
-	close(c.dead)
+	// run returns now; finish closes dead once the port is free.
 }
 
 func (c *tcpConn) error() error {
@@ -294,7 +305,7 @@ func (c *tcpConn) error() error {
 
 func (c *tcpConn) armTimer() {
 	var next time.Time
-	for _, t := range [...]time.Time{c.rtoAt, c.delackAt, c.persistAt, c.closeAt} {
+	for _, t := range [...]time.Time{c.rtoAt, c.delackAt, c.persistAt, c.closeAt, c.tlpAt} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -589,7 +600,7 @@ func (c *tcpConn) receiveData(seg *segment) {
 	c.rcvTail += uint64(adv)
 	c.rcv.tail.Store(c.rcvTail)
 	c.ackPending++
-	signal(c.rcvSignal)
+	c.rcvReady = true
 }
 
 // addOOO records [start, end) as held out of order, merging ranges.
@@ -660,7 +671,9 @@ func (c *tcpConn) processACK(seg *segment, now time.Time) {
 			c.persistAt, c.persistBackoffs = time.Time{}, 0
 		}
 	}
-	if c.sackOK {
+	sackedBefore := 0
+	if c.sackOK && seg.nsack > 0 {
+		sackedBefore = c.sackedBytes()
 		for _, b := range seg.sack[:seg.nsack] {
 			if seqLT(c.sndUna, b.start) && seqLT(b.start, b.end) && seqLEQ(b.end, c.sndMax) {
 				c.addSACKed(b)
@@ -668,13 +681,26 @@ func (c *tcpConn) processACK(seg *segment, now time.Time) {
 		}
 	}
 	if ack == c.sndUna {
-		if len(seg.payload) == 0 && seg.flags&flagFIN == 0 && !windowChanged && c.sndMax != c.sndUna {
+		// A duplicate ACK (RFC 5681 2).
+		// With SACK only ACKs that SACK new data count (RFC 6675 2), so
+		// window updates neither hide loss nor fake it.
+		dup := !windowChanged
+		if c.sackOK {
+			dup = seg.nsack > 0 && c.sackedBytes() > sackedBefore
+		}
+		if c.sndMax != c.sndUna && len(seg.payload) == 0 && seg.flags&flagFIN == 0 && dup {
 			c.stats.dupAcksIn.Add(1)
 			c.dupAcks++
-			switch {
-			case c.inRecovery:
-				c.cwnd += c.smss() // RFC 6582 3.2 step 4: inflate
-			case c.dupAcks == 3 || (c.dupAcks < 3 && c.sackedBytes() >= 3*c.smss()):
+			if c.inRecovery {
+				if !c.sackOK {
+					c.cwnd += c.smss() // RFC 6582 3.2 step 4: inflate
+				} else if n := len(c.sacked); n > 0 && seqGEQ(c.sacked[n-1].end, c.rtxMark+uint32(3*c.smss())) {
+					// Data sent after our retransmissions is SACKed while
+					// the holes stay: the retransmissions were lost too
+					// (RFC 8985's insight, by sequence rather than time).
+					c.rtxNext, c.rtxMark = c.sndUna, c.sndMax
+				}
+			} else if c.dupAcks >= c.dupThresh() || c.sackedBytes() >= 3*c.smss() {
 				c.enterRecovery()
 			}
 		}
@@ -701,9 +727,11 @@ func (c *tcpConn) processACK(seg *segment, now time.Time) {
 	if seqLT(c.sndNxt, c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
-	for len(c.sacked) > 0 && seqLEQ(c.sacked[0].end, ack) {
-		c.sacked = c.sacked[1:]
+	i := 0
+	for i < len(c.sacked) && seqLEQ(c.sacked[i].end, ack) {
+		i++
 	}
+	c.sacked = c.sacked[:copy(c.sacked, c.sacked[i:])]
 	if len(c.sacked) > 0 && seqLT(c.sacked[0].start, ack) {
 		c.sacked[0].start = ack
 	}
@@ -712,10 +740,12 @@ func (c *tcpConn) processACK(seg *segment, now time.Time) {
 		if seqGEQ(ack, c.recover) {
 			c.inRecovery = false
 			c.cwnd = c.ssthresh
-		} else {
+		} else if !c.sackOK || len(c.sacked) == 0 {
 			// Partial ACK (RFC 6582 3.2 step 5): the next hole is lost too.
 			c.retransmit(c.sndUna)
-			c.cwnd = max(c.cwnd-acked+smss, smss)
+			if !c.sackOK {
+				c.cwnd = max(c.cwnd-acked+smss, smss)
+			}
 		}
 	} else if c.cwnd < c.ssthresh {
 		c.cwnd += min(acked, smss) // slow start, RFC 5681 with ABC L=1
@@ -724,6 +754,7 @@ func (c *tcpConn) processACK(seg *segment, now time.Time) {
 	}
 	c.dupAcks = 0
 	c.backoffs = 0
+	c.tlpAt, c.tlpDone = time.Time{}, false
 	if c.sndUna == c.sndMax {
 		c.rtoAt = time.Time{}
 	} else {
@@ -784,10 +815,88 @@ func (c *tcpConn) enterRecovery() {
 	c.inRecovery = true
 	c.recover = c.sndMax
 	c.ssthresh = max(c.flight()/2, 2*smss)
-	c.cwnd = c.ssthresh + 3*smss
+	if c.sackOK {
+		c.cwnd = c.ssthresh // RFC 6675: the pipe estimate does the rest
+	} else {
+		c.cwnd = c.ssthresh + 3*smss
+	}
+	c.rtxNext, c.rtxMark = c.sndUna, c.sndMax
 	c.stats.fastRetransmits.Add(1)
 	c.retransmit(c.sndUna)
 	c.rttTiming = false
+}
+
+// dupThresh is the duplicate ACKs that start recovery: 3, or fewer when
+// so few segments are out that 3 can never come (early retransmit, RFC
+// 5827, which with limited transmit keeps small windows out of timeouts).
+func (c *tcpConn) dupThresh() int {
+	oseg := (c.flight() + c.smss() - 1) / c.smss()
+	if oseg < 4 && c.sackOK {
+		return max(oseg-1, 1)
+	}
+	return 3
+}
+
+// pipe estimates the bytes in flight during SACK recovery (RFC 6675
+// SetPipe, simplified: an unSACKed byte below the highest SACKed one is
+// lost unless we retransmitted it).
+func (c *tcpConn) pipe() int {
+	high := c.sndUna
+	if n := len(c.sacked); n > 0 {
+		high = c.sacked[n-1].end
+	}
+	return int(c.sndMax-high) + c.holeBytes(c.sndUna, c.rtxNext)
+}
+
+// holeBytes counts the unSACKed bytes in [from, to).
+func (c *tcpConn) holeBytes(from, to uint32) int {
+	if !seqLT(from, to) {
+		return 0
+	}
+	n := int(to - from)
+	for _, b := range c.sacked {
+		s, e := seqMax(b.start, from), b.end
+		if seqLT(to, e) {
+			e = to
+		}
+		if seqLT(s, e) {
+			n -= int(e - s)
+		}
+	}
+	return n
+}
+
+// nextHole finds the first unSACKed range at or after from that lies below
+// a SACKed block (RFC 6675 NextSeg rule 1).
+func (c *tcpConn) nextHole(from uint32) (start, end uint32, ok bool) {
+	s := from
+	for _, b := range c.sacked {
+		if seqLEQ(b.end, s) {
+			continue
+		}
+		if seqLT(s, b.start) {
+			return s, b.start, true
+		}
+		s = b.end
+	}
+	return 0, 0, false
+}
+
+// recoverySend retransmits the holes the SACK scoreboard shows while the
+// pipe has room.
+func (c *tcpConn) recoverySend() {
+	for c.pipe() < c.cwnd {
+		s, e, ok := c.nextHole(seqMax(c.rtxNext, c.sndUna))
+		if !ok {
+			return
+		}
+		n := c.sendFrom(s, e)
+		if n == 0 {
+			return
+		}
+		c.rtxNext = s + uint32(n)
+		c.stats.retransmittedSegs.Add(1)
+	}
 }
 
 // retransmit resends one segment's worth from seq, stopping at the next
@@ -800,12 +909,15 @@ func (c *tcpConn) retransmit(seq uint32) {
 			break
 		}
 	}
-	c.sendFrom(seq, end)
+	if n := c.sendFrom(seq, end); c.inRecovery && seqLT(c.rtxNext, seq+uint32(n)) {
+		c.rtxNext = seq + uint32(n)
+	}
 	c.stats.retransmittedSegs.Add(1)
 }
 
 // sendFrom sends one segment starting at seq, of at most one SMSS and not
-// past end; it carries our FIN if that is the next thing at seq.
+// past end; it carries our FIN if that is the next thing at seq. It returns
+// the sequence space sent.
 func (c *tcpConn) sendFrom(seq, end uint32) int {
 	dataEnd := end
 	if c.finSent && seqGT(dataEnd, c.finSeqOut) {
@@ -829,6 +941,9 @@ func (c *tcpConn) sendFrom(seq, end uint32) int {
 		o.flags |= flagPSH
 	}
 	c.emitOut(&o, c.sndPos(seq), n)
+	if o.flags&flagFIN != 0 {
+		return n + 1
+	}
 	return n
 }
 
@@ -846,7 +961,7 @@ func (c *tcpConn) fillOut(o *tcpOut, seq uint32, flags uint8) {
 	w := c.rcvWindow()
 	o.wnd = uint16(min(w>>c.rcvShift, 0xffff))
 	if c.tsOK {
-		o.ts, o.tsVal, o.tsEcr = true, c.tsNow(time.Now()), c.tsRecent
+		o.ts, o.tsVal, o.tsEcr = true, c.tsNow(c.now), c.tsRecent
 	}
 	if c.sackOK && len(c.ooo) > 0 {
 		n := 4
@@ -958,6 +1073,15 @@ func (c *tcpConn) timers(now time.Time) {
 			return
 		}
 	}
+	if !c.tlpAt.IsZero() && !now.Before(c.tlpAt) {
+		// Resend the last segment: its (S)ACK shows what a lost tail or a
+		// lost ACK hid, long before the retransmission timer would.
+		c.tlpAt, c.tlpDone = time.Time{}, true
+		if c.state != stateSynSent && c.sndUna != c.sndMax && !c.inRecovery {
+			c.stats.tailProbes.Add(1)
+			c.sendFrom(c.sndMax-uint32(min(c.flight(), c.smss())), c.sndMax)
+		}
+	}
 	if !c.persistAt.IsZero() && !now.Before(c.persistAt) {
 		// Zero-window probe: an old sequence number draws an ACK with the
 		// current window without committing data (as Linux does).
@@ -997,6 +1121,7 @@ func (c *tcpConn) onRTO(now time.Time) {
 	c.dupAcks = 0
 	c.sacked = c.sacked[:0] // RFC 2018 8: the receiver may have reneged
 	c.rttTiming = false
+	c.tlpAt, c.tlpDone = time.Time{}, false
 	c.sndNxt = c.sndUna // go back N; output resends within cwnd
 	c.rtoAt = now.Add(c.rto)
 }
@@ -1012,10 +1137,26 @@ func (c *tcpConn) output(now time.Time) {
 		return
 	}
 	wantFin := c.wrClosed.Load()
+	sackRecovery := c.inRecovery && c.sackOK
+	if sackRecovery {
+		c.recoverySend()
+	}
 	for {
 		tail := c.dataSeq(c.snd.tail.Load())
 		wnd := min(uint32(c.cwnd), c.sndWnd)
 		inflight := c.sndNxt - c.sndUna
+		if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
+			// Limited transmit (RFC 3042): a new segment for each of the
+			// first two duplicate ACKs, so a small window still draws three.
+			wnd = min(uint32(c.cwnd+c.dupAcks*c.smss()), c.sndWnd)
+		}
+		if sackRecovery {
+			// New data goes out as the pipe allows (RFC 6675 NextSeg rule 2).
+			wnd = c.sndWnd
+			if c.pipe() >= c.cwnd {
+				wnd = 0
+			}
+		}
 		if c.finSent && c.sndNxt == c.finSeqOut {
 			// Only the FIN is left (resent after a timeout).
 			c.sendFrom(c.sndNxt, c.sndNxt+1)
@@ -1086,6 +1227,15 @@ func (c *tcpConn) output(now time.Time) {
 		}
 		if c.rtoAt.IsZero() {
 			c.rtoAt = now.Add(c.rto)
+		}
+	}
+	if c.sndUna != c.sndMax && !c.inRecovery && !c.tlpDone && c.tlpAt.IsZero() && c.srtt > 0 {
+		pto := max(2*c.srtt, 10*time.Millisecond)
+		if c.flight() <= c.smss() {
+			pto += 200 * time.Millisecond // the peer may delay a lone segment's ACK
+		}
+		if at := now.Add(pto); c.rtoAt.IsZero() || at.Before(c.rtoAt) {
+			c.tlpAt = at
 		}
 	}
 	// Persist: data waits, the peer's window is shut and nothing is in

@@ -22,7 +22,9 @@ const bigWnd = 0xffff // ×2^7 ≈ 8 MiB
 func connOf(c net.Conn) *tcpConn { return c.(*TCPConn).c }
 
 func TestRetransmitAfterRTO(t *testing.T) {
-	p := newScriptPeer(t, Options{})
+	// A 100ms floor keeps the RTO ahead of the tail probe (≥ 210ms for a
+	// lone segment), so the retransmission seen is the timer's.
+	p := newScriptPeer(t, Options{MinRTO: 100 * time.Millisecond})
 	sc := p.dial(bigWnd)
 	dropped := false
 	p.setDrop(func(s *segment) bool {
@@ -74,8 +76,8 @@ func TestFastRetransmit(t *testing.T) {
 	var re segment
 	for {
 		re = p.expect("fast retransmission")
-		if len(re.payload) > 0 {
-			break
+		if len(re.payload) > 0 && re.seq == una {
+			break // anything else is a tail probe from a slow test machine
 		}
 	}
 	if re.seq != una || !bytes.Equal(re.payload, segs[0].payload) {
@@ -346,4 +348,61 @@ func TestReceiveWindowFills(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %d bytes (%v), want %d intact", len(got), err, size)
 	}
+}
+
+func TestAckEveryOtherSegmentAndWindow(t *testing.T) {
+	p := newScriptPeer(t, Options{DelayedACK: 5 * time.Second})
+	sc := p.dial(bigWnd)
+	seg := bytes.Repeat([]byte{7}, 1000)
+	start := sc.sndNxt
+	for range 4 {
+		sc.send(flagACK, bigWnd, seg)
+	}
+	for i, want := range []uint32{start + 2000, start + 4000} {
+		a := p.expect("ACK")
+		if a.ack != want {
+			t.Fatalf("ACK %d acks %d, want %d (one ACK per two segments)", i, a.ack-start, want-start)
+		}
+		// The window is the free receive buffer, scaled by 2^7.
+		if got, wantWnd := int(a.wnd)<<7, 4<<20-int(want-start); got > wantWnd || got < wantWnd-128 {
+			t.Fatalf("window %d, want about %d", got, wantWnd)
+		}
+	}
+	// A lone segment waits for the delayed-ACK timer: nothing yet.
+	sc.send(flagACK, bigWnd, seg)
+	select {
+	case a := <-p.segs:
+		t.Fatalf("a lone segment was ACKed at once (ack %d)", a.ack-start)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Out-of-order data is ACKed at once, with a SACK block.
+	sc.sndNxt += 1000
+	sc.send(flagACK, bigWnd, seg)
+	a := p.expect("duplicate ACK")
+	if a.ack != start+5000 || a.nsack != 1 || a.sack[0] != (sackBlock{start + 6000, start + 7000}) {
+		t.Fatalf("dup ACK: ack %d, SACK %v", a.ack-start, a.sack[:a.nsack])
+	}
+}
+
+func TestTailLossProbe(t *testing.T) {
+	p := newScriptPeer(t, Options{MinRTO: 10 * time.Second})
+	sc := p.dial(bigWnd)
+	data := bytes.Repeat([]byte("x"), 3*1448)
+	if _, err := sc.c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	var last segment
+	for got := 0; got < len(data); got += len(last.payload) {
+		last = p.expect("data")
+	}
+	// No ACK comes: the probe resends the last segment long before the
+	// 10s retransmission timeout.
+	probe := p.expect("tail loss probe")
+	if probe.seq != last.seq || len(probe.payload) != len(last.payload) {
+		t.Fatalf("probe seq %d len %d, want the last segment (seq %d len %d)", probe.seq, len(probe.payload), last.seq, len(last.payload))
+	}
+	if st := &connOf(sc.c).stats; st.tailProbes.Load() != 1 || st.rtoRetransmits.Load() != 0 {
+		t.Fatalf("tail probes %d, RTO retransmissions %d", st.tailProbes.Load(), st.rtoRetransmits.Load())
+	}
+	sc.ackTo(last.seq+uint32(len(last.payload)), bigWnd)
 }

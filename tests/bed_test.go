@@ -184,18 +184,22 @@ const (
 	ipxeDHCPDone    = "ociboot-bed: dhcp done"
 	ipxeFileStart   = "ociboot-bed: fetch file"
 	ipxeFileDone    = "ociboot-bed: fetched file"
+	ipxeKernelStart = "ociboot-bed: fetch kernel"
 	ipxeBootStart   = "ociboot-bed: booting"
+	// ipxeBanner is the first line iPXE prints once the firmware started it.
+	ipxeBanner = "iPXE initialising devices"
 )
 
 // ipxeFigures are the timings of one iPXE boot, from QEMU's start.
 type ipxeFigures struct {
-	script, dhcp, fileStart, fileDone, boot, marker time.Duration
-	fileMBps                                        float64
+	banner, script, dhcp, fileStart, fileDone, kernelStart, boot, marker time.Duration
+	fileMBps                                                             float64
 }
 
-// bootIPXE boots iPXE in a namespace bed; its script (autoexec.ipxe on the
-// ESP) gets a lease from dnsmasq, fetches the random file, the kernel and
-// the initramfs over HTTP from registry.test, and boots them.
+// bootIPXE boots iPXE in a namespace bed of its own; its script
+// (autoexec.ipxe on the ESP) gets a lease from dnsmasq, fetches the random
+// file, the kernel and the initramfs over HTTP from registry.test, and
+// boots them.
 //
 // With userNet the bed is QEMU's user network instead (restrict=on, guest
 // forwards to loopback): slirp's DHCP, no DNS, servers by address.
@@ -205,28 +209,39 @@ func bootIPXE(t testing.TB, arch string, fileSize int64, userNet bool) ipxeFigur
 		t.Skip("fetching the kernel and the namespace bed need root (CI runs as root)")
 	}
 	kernel, initrd := payloadFiles(t, arch)
-	ipxe := trixieEFI(t, "ipxe", "usr/lib/ipxe/ipxe-"+arch+".efi")
 	b := bed.New(t, bed.Options{FileSize: fileSize, ForceUser: userNet})
 	if b.UserNet != userNet {
 		t.Fatalf("bed: user network %v, want %v", b.UserNet, userNet)
 	}
+	f := bootIPXEIn(t, b, arch, kernel, initrd, true)
+	checkBedGone(t, b)
+	return f
+}
+
+// bootIPXEIn boots kernel and initrd with iPXE over HTTP from bed b, after
+// fetching the bed's random file when withFile is set.
+func bootIPXEIn(t testing.TB, b *bed.Bed, arch string, kernel, initrd []byte, withFile bool) ipxeFigures {
+	t.Helper()
+	ipxe := trixieEFI(t, "ipxe", "usr/lib/ipxe/ipxe-"+arch+".efi")
 	if err := writeFiles(b.WWW, map[string][]byte{"vmlinuz": kernel, "initrd.gz": initrd}); err != nil {
 		t.Fatal(err)
 	}
 	const token = "ociboot.bed=ipxe"
+	file := ""
+	if withFile {
+		file = fmt.Sprintf("echo %s\nimgfetch --name file %s\necho %s\nimgfree file\n",
+			ipxeFileStart, b.FileURL(bed.RandomFile), ipxeFileDone)
+	}
 	script := fmt.Sprintf(`#!ipxe
 echo %s
 ifconf -c dhcp net0 || dhcp net0
 echo %s ${net0/ip}
-echo %s
-imgfetch --name file %s
-echo %s
-imgfree file
+%secho %s
 kernel %s console=ttyS0 %s
 initrd %s
 echo %s
 boot
-`, ipxeScriptStart, ipxeDHCPDone, ipxeFileStart, b.FileURL(bed.RandomFile), ipxeFileDone,
+`, ipxeScriptStart, ipxeDHCPDone, file, ipxeKernelStart,
 		b.FileURL("vmlinuz"), token, b.FileURL("initrd.gz"), ipxeBootStart)
 	ipxeBin, err := os.ReadFile(ipxe)
 	if err != nil {
@@ -239,28 +254,32 @@ boot
 			"autoexec.ipxe":        []byte(script),
 		})
 	}, token)
-	if !userNet && !strings.Contains(b.Leases(), "10.77.0.") {
+	if !b.UserNet && !strings.Contains(b.Leases(), "10.77.0.") {
 		t.Errorf("dnsmasq gave no lease:\n%s", b.DnsmasqLog())
 	}
-	if !userNet && !strings.Contains(b.DnsmasqLog(), "query[A] "+bed.Hostname) {
+	if !b.UserNet && !strings.Contains(b.DnsmasqLog(), "query[A] "+bed.Hostname) {
 		t.Errorf("the guest did not ask dnsmasq for %s:\n%s", bed.Hostname, b.DnsmasqLog())
 	}
 	var f ipxeFigures
 	f.marker = run.res.FirstOutput
-	for _, e := range []struct {
+	type mark struct {
 		line string
 		d    *time.Duration
-	}{{ipxeScriptStart, &f.script}, {ipxeDHCPDone, &f.dhcp}, {ipxeFileStart, &f.fileStart}, {ipxeFileDone, &f.fileDone}, {ipxeBootStart, &f.boot}} {
+	}
+	lines := []mark{{ipxeBanner, &f.banner}, {ipxeScriptStart, &f.script}, {ipxeDHCPDone, &f.dhcp}, {ipxeKernelStart, &f.kernelStart}, {ipxeBootStart, &f.boot}}
+	if withFile {
+		lines = append(lines, mark{ipxeFileStart, &f.fileStart}, mark{ipxeFileDone, &f.fileDone})
+	}
+	for _, e := range lines {
 		d, ok := run.since(e.line)
 		if !ok {
 			t.Errorf("no %q on the console", e.line)
 		}
 		*e.d = d
 	}
-	if fetch := f.fileDone - f.fileStart; fetch > 0 {
+	if fetch := f.fileDone - f.fileStart; withFile && fetch > 0 {
 		f.fileMBps = float64(b.FileSize) / 1e6 / fetch.Seconds()
 	}
-	checkBedGone(t, b)
 	return f
 }
 
@@ -310,21 +329,46 @@ func TestPayloadESP(t *testing.T) {
 				t.Skip("fetching the kernel with apt needs root here")
 			}
 			kernel, initrd := payloadFiles(t, arch)
-			shell, err := os.ReadFile(trixieEFI(t, "efi-shell-x64", "usr/share/efi-shell-x64/shellx64.efi"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			const token = "ociboot.bed=esp"
-			startup := "fs0:\r\n\\vmlinuz initrd=\\initrd.gz console=ttyS0 " + token + "\r\n"
-			run := runPayload(t, qemu.Config{Arch: arch}, func(esp string) error {
-				return writeFiles(esp, map[string][]byte{
-					"EFI/BOOT/BOOTX64.EFI": shell,
-					"startup.nsh":          []byte(startup),
-					"vmlinuz":              kernel,
-					"initrd.gz":            initrd,
-				})
-			}, token)
-			t.Logf("ESP figures (%s, TCG): userspace marker %.2f s from QEMU start", arch, run.res.FirstOutput.Seconds())
+			run, countdown := bootESP(t, arch, kernel, initrd)
+			t.Logf("ESP figures (%s, TCG): userspace marker %.2f s from QEMU start, %.2f s of it the shell's startup.nsh countdown",
+				arch, run.res.FirstOutput.Seconds(), countdown.Seconds())
 		})
 	}
+}
+
+// Lines trixie's EFI shell prints around its startup.nsh countdown.
+const (
+	shellCountdown = "Press ESC in "
+	shellStartup   = "ociboot-bed: startup.nsh"
+)
+
+// bootESP boots kernel and initrd straight from the ESP: trixie's EFI shell
+// runs a startup.nsh that starts the kernel with initrd=. It returns the
+// run and how long the shell's startup.nsh countdown took (the shell counts
+// 5 s before running startup.nsh, and nothing on the ESP can shorten it:
+// -delay and -nointerrupt are command-line options only, and the firmware
+// starts BOOTX64.EFI without load options).
+func bootESP(t testing.TB, arch string, kernel, initrd []byte) (*bootRun, time.Duration) {
+	t.Helper()
+	shell, err := os.ReadFile(trixieEFI(t, "efi-shell-x64", "usr/share/efi-shell-x64/shellx64.efi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "ociboot.bed=esp"
+	startup := "@echo -off\r\necho " + shellStartup + "\r\nfs0:\r\n\\vmlinuz initrd=\\initrd.gz console=ttyS0 " + token + "\r\n"
+	run := runPayload(t, qemu.Config{Arch: arch}, func(esp string) error {
+		return writeFiles(esp, map[string][]byte{
+			"EFI/BOOT/BOOTX64.EFI": shell,
+			"startup.nsh":          []byte(startup),
+			"vmlinuz":              kernel,
+			"initrd.gz":            initrd,
+		})
+	}, token)
+	var countdown time.Duration
+	from, ok1 := run.console.when(shellCountdown)
+	to, ok2 := run.console.when(shellStartup)
+	if ok1 && ok2 && to.After(from) {
+		countdown = to.Sub(from)
+	}
+	return run, countdown
 }

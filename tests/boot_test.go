@@ -66,7 +66,17 @@ func bootInBed(t testing.TB, b *bed.Bed, arch, efi string, marker string) *bootR
 	cfg := b.Config(qemu.Config{Arch: arch, Timeout: 6 * time.Minute, Stdout: con, FirstLineMarker: marker})
 	res, err := qemu.Run(context.Background(), cfg, efi, nil)
 	run := &bootRun{res: res, console: con}
-	t.Logf("console:\n%s", con.text.String())
+	// A benchmark's log is trimmed to a few lines: keep the console for
+	// -v and for failures.
+	if testing.Verbose() {
+		t.Logf("console:\n%s", con.text.String())
+	} else {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("console:\n%s", con.text.String())
+			}
+		})
+	}
 	if err != nil {
 		t.Fatalf("qemu: %v", err)
 	}

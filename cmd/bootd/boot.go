@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ociboot/ociboot/efirt"
 	"github.com/ociboot/ociboot/handoff"
 	"github.com/ociboot/ociboot/observe"
 	"github.com/ociboot/ociboot/oci"
@@ -145,6 +146,7 @@ func handOff(log *observe.Logger, tl *observe.Timeline, pl *pipeline, t plan.Tar
 	}
 	log.Block(observe.Info, observe.FormatRates(pl.rates()))
 	pl.stop(log)
+	logMemory(log, set)
 	tl.Mark("startimage", t.Name)
 	log.Block(observe.Info, tl.Summary())
 	log.Milestone("bootd: starting %s with command line %q", t.Name, cmdline)
@@ -160,4 +162,18 @@ func handOff(log *observe.Logger, tl *observe.Timeline, pl *pipeline, t plan.Tar
 		err = errors.New("the kernel returned to the loader")
 	}
 	return fail("starting the kernel", fmt.Errorf("%w %s", err, data), "the kernel's EFI stub gave up before taking over the machine")
+}
+
+// logMemory reports the runtime's peak memory next to the payload, which
+// lives in firmware pages outside it: together they are what the loader
+// asked of the machine. Exact byte counts follow for tools.
+func logMemory(log *observe.Logger, set *oci.BootSet) {
+	st := efirt.ReadStats()
+	peak, held := int64(st.PagesPeak)*4096, int64(st.PagesHeld)*4096
+	payload := int64(len(set.Kernel.Bytes()))
+	if set.Initrd != nil {
+		payload += int64(len(set.Initrd.Bytes()))
+	}
+	log.Logf("bootd: memory: runtime peak %s, held %s; payload %s in firmware pages (peak=%d held=%d payload=%d bytes)",
+		observe.FormatBytes(peak), observe.FormatBytes(held), observe.FormatBytes(payload), peak, held, payload)
 }
