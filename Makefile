@@ -38,7 +38,7 @@ test: check
 # Each fuzz target runs briefly on top of its committed seed corpus (which
 # plain `go test` already replays); new crashers land in testdata/fuzz.
 FUZZTIME ?= 8s
-FUZZ := ./services:FuzzParseDHCP ./oci:FuzzDetect ./oci:FuzzSelectPlatform ./oci:FuzzWalkLayer
+FUZZ := ./stack:FuzzParseSegment ./services:FuzzParseDHCP ./oci:FuzzDetect ./oci:FuzzSelectPlatform ./oci:FuzzWalkLayer
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
