@@ -49,12 +49,12 @@ type Stats struct {
 	CounterHz      uint64 // calibrated CPU counter frequency
 	PagesHeld      uint64 // 4 KiB pages currently allocated for the runtime
 	PagesPeak      uint64 // most pages held at once
-	Entropy        string // where randomness comes from: "RDRAND" or "EFI_RNG_PROTOCOL"
+	Entropy        string // where randomness comes from: "RDRAND", "RNDR" or "EFI_RNG_PROTOCOL"
 }
 
 // ReadStats returns the current figures.
 func ReadStats() Stats {
-	entropy := "RDRAND"
+	entropy := hwRandomName
 	if rngProtocol != 0 {
 		entropy = "EFI_RNG_PROTOCOL"
 	}

@@ -20,6 +20,11 @@ var (
 const calibrationUS = 50000
 
 func calibrateClock() {
+	if hz := counterFrequency(); hz != 0 {
+		// The CPU states its counter's frequency; no need to measure.
+		setCounterHz(hz, counter())
+		return
+	}
 	a := counter()
 	stall(calibrationUS)
 	b := counter()
@@ -27,10 +32,14 @@ func calibrateClock() {
 	if ticks == 0 {
 		fatal("the CPU counter does not advance")
 	}
-	counterHz = ticks * (1e6 / calibrationUS)
+	setCounterHz(ticks*(1e6/calibrationUS), a)
+}
+
+func setCounterHz(hz, start uint64) {
+	counterHz = hz
 	hi, lo := bits.Mul64(1e9, 1<<32)
 	nsPerTick32, _ = bits.Div64(hi, lo, counterHz)
-	counter0 = a
+	counter0 = start
 }
 
 func nanotime() uint64 {
@@ -94,7 +103,8 @@ func clockGettime(clock, ts uintptr) uintptr {
 	return 0
 }
 
-// Entropy comes from RDRAND where the CPU has it, else EFI_RNG_PROTOCOL.
+// Entropy comes from the CPU's random-number instruction (RDRAND, RNDR)
+// where it has one, else EFI_RNG_PROTOCOL.
 var rngProtocol uintptr
 
 func initRandom() {
@@ -103,7 +113,7 @@ func initRandom() {
 	}
 	rngProtocol = locateProtocol(&rngProtocolGUID)
 	if rngProtocol == 0 {
-		fatal("no entropy source: the CPU has no RDRAND and the firmware no EFI_RNG_PROTOCOL")
+		fatal("no entropy source: the CPU has no " + hwRandomName + " and the firmware no EFI_RNG_PROTOCOL")
 	}
 }
 
@@ -123,7 +133,7 @@ func fillRandom(p []byte) {
 	for len(p) > 0 {
 		v, ok := hwRandom()
 		if !ok {
-			fatal("RDRAND failed repeatedly")
+			fatal(hwRandomName + " failed repeatedly")
 		}
 		for i := 0; i < 8 && len(p) > 0; i++ {
 			p[0] = byte(v >> (8 * i))

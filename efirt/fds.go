@@ -158,7 +158,7 @@ func epollReady(e *fdesc, events, maxEvents uintptr) uintptr {
 }
 
 // putEpollData stores the 64-bit data word right after the 32-bit events
-// (packed, 12-byte events on amd64).
+// (packed, 12-byte events on amd64; on arm64 the word is aligned, at 8).
 func putEpollData(ev uintptr, data uint64) {
 	b := bytesAt(ev+epollEventSize-8, 8)
 	for i := range b {

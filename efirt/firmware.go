@@ -68,6 +68,7 @@ func foreignCall(fn, args, n uintptr) uintptr {
 	}
 	uninstallExceptions()
 	r := fwcall(fn, (*[maxArgs]uintptr)(ptr(args)), n)
+	afterForeignCall()
 	installExceptions()
 	return r
 }

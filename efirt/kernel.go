@@ -9,23 +9,6 @@ var (
 	firmwareSP  uintptr
 )
 
-// bootTLS backs the FS base of thread 0 until the runtime installs its own.
-var bootTLS [2]uintptr
-
-// frame is the user register state saved on the kernel stack by efirt_trap
-// (a system call) or by the exception entry (a CPU exception). The registers
-// come in the order trapReturn pops them, ending with an IRETQ frame.
-type frame struct {
-	tls                        uintptr // the user's value of the g slot at -8(FS)
-	vec                        uintptr // CPU exception vector, or vecSyscall
-	err                        uintptr // exception error code
-	cr2                        uintptr // faulting address of a page fault
-	ax, bx, cx, dx, si, di, bp uintptr
-	r8, r9, r10, r11           uintptr
-	r12, r13, r14, r15         uintptr
-	rip, cs, rflags, rsp, ss   uintptr
-}
-
 // vecSyscall marks a system-call frame; any other vec makes the kernel
 // leave through trapReturnFull, which restores every register.
 const vecSyscall = ^uintptr(0)
@@ -75,9 +58,9 @@ func dispatch(fp uintptr) {
 		exception(f)
 		return
 	}
-	a1, a2, a3, a4, a5 := f.di, f.si, f.dx, f.r10, f.r8
+	a1, a2, a3, a4, a5 := f.args()
 	var r uintptr
-	switch f.ax {
+	switch n := f.sysno(); n {
 	case sysWrite:
 		r = sysWriteFD(a1, a2, a3)
 	case sysRead:
@@ -116,7 +99,7 @@ func dispatch(fp uintptr) {
 	case sysFutex:
 		r = futex(a1, a2, a3, a4)
 	case sysClone:
-		r = clone(f, a1, a2, a5)
+		r = clone(f, a1, a2, f.cloneTLS())
 	case sysExit:
 		exitThread()
 	case sysExitGroup:
@@ -132,12 +115,12 @@ func dispatch(fp uintptr) {
 	case sysRtSigreturn:
 		sigreturn(f)
 		return
-	case sysArchPrctl:
-		r = archPrctl(f, a1, a2)
 	case sysClockGettime:
 		r = clockGettime(a1, a2)
 	case sysGetrandom:
 		r = getrandom(a1, a2)
+	case sysUname:
+		r = uname(a1)
 	case sysOpenat, sysFaccessat:
 		r = errno(enoent) // no files: /proc, /sys and /etc probes see ENOENT
 	case sysPrctl:
@@ -161,9 +144,12 @@ func dispatch(fp uintptr) {
 	case sysForeignCall:
 		r = foreignCall(a1, a2, a3)
 	default:
-		r = unknownSyscall(f.ax)
+		var ok bool
+		if r, ok = archSyscall(f, n, a1, a2); !ok {
+			r = unknownSyscall(n)
+		}
 	}
-	f.ax = r
+	f.setResult(r)
 }
 
 func bytesOrNil(addr, n uintptr) []byte {
@@ -187,18 +173,17 @@ func unknownSyscall(n uintptr) uintptr {
 // enosysCount counts distinct system calls that reached ENOSYS.
 var enosysCount int
 
-func archPrctl(f *frame, code, addr uintptr) uintptr {
-	if code != archSetFS {
-		return errno(einval)
+// uname describes efirt as a Linux new enough for every feature std
+// probes by version (they are all ones efirt's programs do not use: the
+// network stack is the program's own) and names the machine Go was built
+// for. struct utsname is six 65-byte strings.
+func uname(buf uintptr) uintptr {
+	const field = 65
+	b := bytesAt(buf, 6*field)
+	clear(b)
+	for i, s := range [...]string{"Linux", "efirt", "6.1.0-efirt", "#1 UEFI", unameMachine, "(none)"} {
+		copy(b[i*field:], s)
 	}
-	t := current()
-	// Hand the old slot back its user value and park the kernel g in the
-	// new one, so trapReturn restores the right g at the right place.
-	poke(t.fs-8, f.tls)
-	t.fs = addr
-	setFSBase(addr)
-	f.tls = peek(addr - 8)
-	poke(addr-8, t.kg)
 	return 0
 }
 

@@ -11,10 +11,10 @@ import (
 	"unsafe"
 )
 
-// asmDefines reads the #define constants of the amd64 assembly.
-func asmDefines(t *testing.T) map[string]int64 {
+// asmDefines reads the #define constants of one architecture's assembly.
+func asmDefines(t *testing.T, arch string) map[string]int64 {
 	t.Helper()
-	data, err := os.ReadFile("efirt_amd64.s")
+	data, err := os.ReadFile("efirt_" + arch + ".s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,12 +33,27 @@ func asmDefines(t *testing.T) map[string]int64 {
 	return defs
 }
 
+// checkDefines compares the assembly's constants with the Go layout.
+func checkDefines(t *testing.T, arch string, want map[string]uintptr) {
+	t.Helper()
+	d := asmDefines(t, arch)
+	for name, off := range want {
+		got, ok := d[name]
+		if !ok {
+			t.Errorf("efirt_%s.s does not define %s", arch, name)
+			continue
+		}
+		if got != int64(off) {
+			t.Errorf("%s: %s = %d in assembly, %d in Go", arch, name, got, off)
+		}
+	}
+}
+
 // The assembly addresses thread and frame fields by constant offsets.
 func TestLayoutMatchesAssembly(t *testing.T) {
-	d := asmDefines(t)
 	var th thread
-	var f frame
-	want := map[string]uintptr{
+	var f amd64Frame
+	checkDefines(t, "amd64", map[string]uintptr{
 		"T_KSP": unsafe.Offsetof(th.ksp), "T_FS": unsafe.Offsetof(th.fs), "T_KTOP": unsafe.Offsetof(th.ktop),
 		"T_KG": unsafe.Offsetof(th.kg), "T_G": unsafe.Offsetof(th.g),
 		"F_TLS": unsafe.Offsetof(f.tls), "F_VEC": unsafe.Offsetof(f.vec), "F_ERR": unsafe.Offsetof(f.err),
@@ -52,17 +67,7 @@ func TestLayoutMatchesAssembly(t *testing.T) {
 		"F_R15": unsafe.Offsetof(f.r15), "F_RIP": unsafe.Offsetof(f.rip), "F_RSP": unsafe.Offsetof(f.rsp),
 		"F_SIZE":      unsafe.Sizeof(f),
 		"KSTACK_SIZE": kstackSize, "KSTACK_GUARD": kstackGuard,
-	}
-	for name, off := range want {
-		got, ok := d[name]
-		if !ok {
-			t.Errorf("efirt_amd64.s does not define %s", name)
-			continue
-		}
-		if got != int64(off) {
-			t.Errorf("%s = %d in assembly, %d in Go", name, got, off)
-		}
-	}
+	})
 	// The return paths pop AX..R15 in field order and IRETQ takes the
 	// last five words.
 	regs := []uintptr{unsafe.Offsetof(f.ax), unsafe.Offsetof(f.bx), unsafe.Offsetof(f.cx), unsafe.Offsetof(f.dx),
@@ -80,9 +85,34 @@ func TestLayoutMatchesAssembly(t *testing.T) {
 	}
 }
 
+func TestLayoutMatchesAssemblyArm64(t *testing.T) {
+	var th thread
+	var f arm64Frame
+	checkDefines(t, "arm64", map[string]uintptr{
+		"T_KSP": unsafe.Offsetof(th.ksp), "T_FS": unsafe.Offsetof(th.fs), "T_KTOP": unsafe.Offsetof(th.ktop),
+		"T_KG": unsafe.Offsetof(th.kg), "T_G": unsafe.Offsetof(th.g),
+		"F_R0": unsafe.Offsetof(f.r), "F_R30": unsafe.Offsetof(f.r) + 30*8, "F_SP": unsafe.Offsetof(f.sp),
+		"F_PC": unsafe.Offsetof(f.pc), "F_PSTATE": unsafe.Offsetof(f.pstate), "F_VEC": unsafe.Offsetof(f.vec),
+		"F_ESR": unsafe.Offsetof(f.esr), "F_FAR": unsafe.Offsetof(f.far), "F_SIZE": unsafe.Sizeof(f),
+		"MAX_THREADS": maxThreads, "FIRMWARE_STACK": firmwareStackBytes,
+		"KSTACK_SIZE": kstackSize, "KSTACK_GUARD": kstackGuard,
+	})
+	// The kernel stack below the frame must stay 16-byte aligned, and the
+	// save and load macros store R0-R30 as consecutive words.
+	if unsafe.Sizeof(f)%16 != 0 {
+		t.Errorf("arm64 frame size %d is not a multiple of 16", unsafe.Sizeof(f))
+	}
+	if unsafe.Offsetof(f.sp) != unsafe.Offsetof(f.r)+31*8 {
+		t.Errorf("sp does not follow R30")
+	}
+}
+
+// kernelArches are the architectures efirt has a machine layer for.
+var kernelArches = []string{"amd64", "arm64"}
+
 // buildKernelProbe links a program that imports efirt (as the build
-// injects it) and returns its path.
-func buildKernelProbe(t *testing.T, gcflags string) (string, []byte) {
+// injects it) for arch and returns its path.
+func buildKernelProbe(t *testing.T, arch, gcflags string) (string, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	main := filepath.Join(dir, "main.go")
@@ -91,7 +121,7 @@ func buildKernelProbe(t *testing.T, gcflags string) (string, []byte) {
 	}
 	out := filepath.Join(dir, "probe")
 	cmd := exec.Command("go", "build", "-gcflags=github.com/ociboot/ociboot/efirt="+gcflags, "-o", out, main)
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "CGO_ENABLED=0")
 	msgs, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, msgs)
@@ -102,14 +132,16 @@ func buildKernelProbe(t *testing.T, gcflags string) (string, []byte) {
 // kmain runs before the Go runtime, so no package variable of efirt may
 // need an initialiser at run time: every one must be static data.
 func TestKernelHasNoDynamicInit(t *testing.T) {
-	bin, _ := buildKernelProbe(t, "")
-	out, err := exec.Command("go", "tool", "nm", bin).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go tool nm: %v\n%s", err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasSuffix(line, " github.com/ociboot/ociboot/efirt.init") {
-			t.Fatalf("package efirt has an init function: a package variable is initialised at run time")
+	for _, arch := range kernelArches {
+		bin, _ := buildKernelProbe(t, arch, "")
+		out, err := exec.Command("go", "tool", "nm", bin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go tool nm: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasSuffix(line, " github.com/ociboot/ociboot/efirt.init") {
+				t.Fatalf("%s: package efirt has an init function: a package variable is initialised at run time", arch)
+			}
 		}
 	}
 }
@@ -117,14 +149,16 @@ func TestKernelHasNoDynamicInit(t *testing.T) {
 // The kernel runs under a fake g: it must never allocate. Only the
 // goroutine-side API in call.go may.
 func TestKernelDoesNotAllocate(t *testing.T) {
-	_, msgs := buildKernelProbe(t, "-m")
-	for _, line := range strings.Split(string(msgs), "\n") {
-		if !strings.Contains(line, "escapes to heap") && !strings.Contains(line, "moved to heap") {
-			continue
+	for _, arch := range kernelArches {
+		_, msgs := buildKernelProbe(t, arch, "-m")
+		for _, line := range strings.Split(string(msgs), "\n") {
+			if !strings.Contains(line, "escapes to heap") && !strings.Contains(line, "moved to heap") {
+				continue
+			}
+			if strings.Contains(line, "call.go:") {
+				continue
+			}
+			t.Errorf("%s: kernel allocation: %s", arch, line)
 		}
-		if strings.Contains(line, "call.go:") {
-			continue
-		}
-		t.Errorf("kernel allocation: %s", line)
 	}
 }

@@ -19,7 +19,16 @@ const (
 	atNull         = 0
 	atPagesz       = 6
 	atRandom       = 25
+	atHwcap        = 16
+	atHwcap2       = 26
 )
+
+// hwcap is what archInit found for AT_HWCAP and AT_HWCAP2, on the
+// architectures whose Go runtime reads its CPU features from them.
+var hwcap struct {
+	valid         bool
+	hwcap, hwcap2 uintptr
+}
 
 var (
 	// memRegion is what runtime.MemRegion reports (see the overlay): the
@@ -72,6 +81,9 @@ func kmain() uintptr {
 	random := top
 
 	words := 1 + argc + 1 + 1 + 2*3
+	if hwcap.valid {
+		words += 2 * 2
+	}
 	sp := (top - uintptr(words)*8) &^ 15
 	w := sp
 	put := func(v uintptr) { poke(w, v); w += 8 }
@@ -85,6 +97,13 @@ func kmain() uintptr {
 	put(pageSize)
 	put(atRandom)
 	put(random)
+	if hwcap.valid {
+		// Go chooses its crypto code (AES, SHA-2, PMULL) from these.
+		put(atHwcap)
+		put(hwcap.hwcap)
+		put(atHwcap2)
+		put(hwcap.hwcap2)
+	}
 	put(atNull)
 	put(0)
 	return sp

@@ -128,6 +128,14 @@ func sidt() (base uintptr, limit uint16)
 // counter reads the free-running CPU counter the monotonic clock is built on.
 func counter() uint64 { return rdtsc() }
 
+// counterFrequency is 0: the TSC's rate is measured against Stall.
+func counterFrequency() uint64 { return 0 }
+
+const hwRandomName = "RDRAND"
+
+// unameMachine is uname's machine field.
+const unameMachine = "x86_64"
+
 // hwRandom returns a random word from the CPU when it has an instruction
 // for that.
 func hwRandom() (uint64, bool) {

@@ -9,8 +9,8 @@ import "unsafe"
 
 const (
 	maxThreads  = 48
-	kstackSize  = 32 << 10 // KSTACK_SIZE in efirt_amd64.s
-	kstackGuard = 2048     // KSTACK_GUARD in efirt_amd64.s
+	kstackSize  = 32 << 10 // KSTACK_SIZE in efirt_<arch>.s
+	kstackGuard = 2048     // KSTACK_GUARD in efirt_<arch>.s
 	gWords      = 48
 	never       = ^uint64(0)
 )
@@ -31,7 +31,7 @@ const (
 // thread is a kernel thread. The first fields are used by the assembly.
 type thread struct {
 	ksp  uintptr         // saved kernel SP while switched out
-	fs   uintptr         // FS base (the Go runtime's TLS)
+	fs   uintptr         // amd64: FS base (the Go runtime's TLS)
 	ktop uintptr         // top of the kernel stack
 	kg   uintptr         // address of g below
 	g    [gWords]uintptr // the kernel g: stack bounds for Go code in the kernel
@@ -67,7 +67,8 @@ func threadIndex(t *thread) int {
 // initKernelG points t's kernel g at kernel stack i.
 func (t *thread) initKernelG(i int) {
 	lo := uintptr(unsafe.Pointer(&kstacks[i][0]))
-	t.ktop = lo + kstackSize
+	// AArch64 faults on an SP that is not 16-byte aligned.
+	t.ktop = (lo + kstackSize) &^ 15
 	clear(t.g[:])
 	t.g[0], t.g[1] = lo, t.ktop
 	t.g[2], t.g[3] = lo+kstackGuard, lo+kstackGuard
@@ -77,7 +78,6 @@ func (t *thread) initKernelG(i int) {
 // clone creates a thread that returns 0 from the same call on stack stk
 // with FS base tls (CLONE_SETTLS), as Linux would.
 func clone(f *frame, flags, stk, tls uintptr) uintptr {
-	const cloneSettls = 0x80000
 	var t *thread
 	for i := 1; i < maxThreads; i++ {
 		if threads[i].state == threadFree {
@@ -92,15 +92,9 @@ func clone(f *frame, flags, stk, tls uintptr) uintptr {
 	}
 	cf := (*frame)(ptr(t.ktop - unsafe.Sizeof(frame{})))
 	*cf = *f
-	cf.ax = 0
-	cf.rsp = stk
-	if flags&cloneSettls != 0 {
-		t.fs = tls
-		cf.tls = peek(tls - 8)
-	} else {
-		t.fs = current().fs
-	}
-	// swtch pops BP and returns into trapReturn with SP at the frame.
+	initChild(t, cf, flags, stk, tls)
+	// swtch pops its saved frame pointer (and on arm64 the link register)
+	// and returns into trapReturn with SP at the frame.
 	sp := uintptr(unsafe.Pointer(cf)) - 16
 	poke(sp, 0)
 	poke(sp+8, trapReturnPC())

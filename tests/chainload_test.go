@@ -18,6 +18,7 @@ import (
 // and returns that command's status to its parent.
 var efiShell = map[string][2]string{
 	"amd64": {"efi-shell-x64", "usr/share/efi-shell-x64/shellx64.efi"},
+	"arm64": {"efi-shell-aa64", "usr/share/efi-shell-aa64/shellaa64.efi"},
 }
 
 // chainMarker is what the chain-loaded shell echoes.

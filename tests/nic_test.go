@@ -68,11 +68,16 @@ func TestNICSNP(t *testing.T) {
 	}
 }
 
+// optionROMArches are the arches QEMU's virtio-net option ROM has an EFI
+// driver for: its efi-virtio.rom carries iPXE for x86-64 only, so on arm64
+// the firmware never runs it and nothing holds the device.
+var optionROMArches = []string{"amd64"}
+
 // TestNICAutoFallback keeps QEMU's iPXE option ROM on the card: iPXE will
 // not give up the PCI function, so the chooser must say so and use the SNP
 // iPXE offers instead.
 func TestNICAutoFallback(t *testing.T) {
-	for _, arch := range arches {
+	for _, arch := range optionROMArches {
 		t.Run(arch, func(t *testing.T) {
 			nicARP(t, arch, "virtio-net-pci", "auto", "firmware Simple Network Protocol", "because virtio-net was not usable", "EFI_ACCESS_DENIED")
 		})

@@ -14,7 +14,11 @@ import (
 )
 
 // arches are the architectures efirt runs on so far.
-var arches = []string{"amd64"}
+var arches = []string{"amd64", "arm64"}
+
+// cpuWithoutRNG is a QEMU CPU model per arch without a random-number
+// instruction (RDRAND, RNDR), so randomness must come from the firmware.
+var cpuWithoutRNG = map[string]string{"amd64": "qemu64", "arm64": "cortex-a57"}
 
 // selftestChecks are the lines the self-test must report as passed.
 var selftestChecks = []string{"goroutines", "gc", "timers", "monotonic", "wallclock", "rand", "sha256", "tls", "dma", "mmap"}
@@ -100,13 +104,14 @@ func TestSelftest(t *testing.T) {
 				}
 			})
 
-			// Without RDRAND (QEMU's baseline CPU) randomness must come from
-			// the firmware's EFI_RNG_PROTOCOL, here backed by virtio-rng.
+			// Without RDRAND or RNDR randomness must come from the
+			// firmware's EFI_RNG_PROTOCOL, here backed by virtio-rng.
 			t.Run("rng-protocol", func(t *testing.T) {
-				if arch != "amd64" {
+				cpu, ok := cpuWithoutRNG[arch]
+				if !ok {
 					t.Fatalf("no CPU model without a random-number instruction is known for %s", arch)
 				}
-				res := boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute, QEMUArgs: []string{"-cpu", "qemu64"}}, efi, "rand")
+				res := boot(t, qemu.Config{Arch: arch, Timeout: 3 * time.Minute, QEMUArgs: []string{"-cpu", cpu}}, efi, "rand")
 				if !res.Exited || res.Status != 0 {
 					t.Fatalf("rand: status %d (%s)", res.Status, res.Reason)
 				}

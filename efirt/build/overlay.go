@@ -22,7 +22,7 @@ const GoVersion = "go1.26.8"
 
 // overlayRevision changes whenever the generated files change, so cached
 // overlays from an older generator are not reused.
-const overlayRevision = "4"
+const overlayRevision = "5"
 
 // TrapSymbol is the assembly symbol every system-call instruction becomes a
 // call to; package efirt defines it.
@@ -40,6 +40,10 @@ type archSpec struct {
 	instr string   // the instruction as it stands alone on a line
 	call  string   // its replacement
 	sites []string // "file\tfunction", one per site, in file order
+	// reserved are registers the replacement uses as scratch; a file with
+	// sites that names one of them could hold a value there, so the
+	// generator refuses it.
+	reserved []string
 }
 
 var archSpecs = map[string]archSpec{
@@ -93,6 +97,59 @@ var archSpecs = map[string]archSpec{
 			"syscall/asm_linux_amd64.s\t·rawVforkSyscall",
 			"syscall/asm_linux_amd64.s\t·rawSyscallNoError",
 			"syscall/asm_linux_amd64.s\t·gettimeofday",
+		},
+	},
+	"arm64": {
+		// BL overwrites the link register, and many sites are NOFRAME
+		// leaves whose LR is their only way back: R18, the platform
+		// register Go never allocates, keeps it across the call. The
+		// trap preserves every register but R0, as SVC does.
+		instr:    "SVC",
+		call:     "MOVD\tR30, R18_PLATFORM; BL\t" + TrapSymbol + "(SB); MOVD\tR18_PLATFORM, R30",
+		reserved: []string{"R18", "R18_PLATFORM"},
+		sites: []string{
+			"internal/runtime/syscall/linux/asm_linux_arm64.s\t·Syscall6",
+			"runtime/sys_linux_arm64.s\truntime·exit",
+			"runtime/sys_linux_arm64.s\truntime·exitThread",
+			"runtime/sys_linux_arm64.s\truntime·open",
+			"runtime/sys_linux_arm64.s\truntime·closefd",
+			"runtime/sys_linux_arm64.s\truntime·write1",
+			"runtime/sys_linux_arm64.s\truntime·read",
+			"runtime/sys_linux_arm64.s\truntime·pipe2",
+			"runtime/sys_linux_arm64.s\truntime·usleep",
+			"runtime/sys_linux_arm64.s\truntime·gettid",
+			"runtime/sys_linux_arm64.s\truntime·raise",
+			"runtime/sys_linux_arm64.s\truntime·raise",
+			"runtime/sys_linux_arm64.s\truntime·raise",
+			"runtime/sys_linux_arm64.s\truntime·raiseproc",
+			"runtime/sys_linux_arm64.s\truntime·raiseproc",
+			"runtime/sys_linux_arm64.s\t·getpid",
+			"runtime/sys_linux_arm64.s\t·tgkill",
+			"runtime/sys_linux_arm64.s\truntime·setitimer",
+			"runtime/sys_linux_arm64.s\truntime·timer_create",
+			"runtime/sys_linux_arm64.s\truntime·timer_settime",
+			"runtime/sys_linux_arm64.s\truntime·timer_delete",
+			"runtime/sys_linux_arm64.s\truntime·mincore",
+			"runtime/sys_linux_arm64.s\truntime·walltime",
+			"runtime/sys_linux_arm64.s\truntime·nanotime1",
+			"runtime/sys_linux_arm64.s\truntime·rtsigprocmask",
+			"runtime/sys_linux_arm64.s\truntime·rt_sigaction",
+			"runtime/sys_linux_arm64.s\truntime·sysMmap",
+			"runtime/sys_linux_arm64.s\truntime·sysMunmap",
+			"runtime/sys_linux_arm64.s\truntime·madvise",
+			"runtime/sys_linux_arm64.s\truntime·futex",
+			"runtime/sys_linux_arm64.s\truntime·clone",
+			"runtime/sys_linux_arm64.s\truntime·clone",
+			"runtime/sys_linux_arm64.s\truntime·clone",
+			"runtime/sys_linux_arm64.s\truntime·sigaltstack",
+			"runtime/sys_linux_arm64.s\truntime·osyield",
+			"runtime/sys_linux_arm64.s\truntime·sched_getaffinity",
+			"runtime/sys_linux_arm64.s\truntime·access",
+			"runtime/sys_linux_arm64.s\truntime·connect",
+			"runtime/sys_linux_arm64.s\truntime·socket",
+			"runtime/sys_linux_arm64.s\truntime·sbrk0",
+			"syscall/asm_linux_arm64.s\t·rawVforkSyscall",
+			"syscall/asm_linux_arm64.s\t·rawSyscallNoError",
 		},
 	},
 }
@@ -292,6 +349,9 @@ func rewriteSyscallSites(goroot, arch string, spec archSpec) ([]rewritten, error
 		if len(funcs) == 0 {
 			return nil
 		}
+		if r := usesRegister(data, spec.reserved); r != "" {
+			return fmt.Errorf("%s uses %s, which the rewritten system calls need as scratch", rel, r)
+		}
 		for _, fn := range funcs {
 			found = append(found, rel+"\t"+fn)
 		}
@@ -337,6 +397,24 @@ func rewriteAsm(data []byte, spec archSpec) ([]byte, []string) {
 		out.WriteByte('\n')
 	}
 	return out.Bytes(), funcs
+}
+
+// usesRegister returns the first of regs that the code (not the comments)
+// of an assembly file names, or "".
+func usesRegister(data []byte, regs []string) string {
+	for _, line := range strings.Split(string(data), "\n") {
+		code, _, _ := strings.Cut(line, "//")
+		for _, f := range strings.FieldsFunc(code, func(r rune) bool {
+			return !(r == '_' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z')
+		}) {
+			for _, r := range regs {
+				if f == r {
+					return r
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func compareSites(found, want []string) error {

@@ -24,14 +24,21 @@ func TestOverlayGoModPinsGoVersion(t *testing.T) {
 }
 
 func TestOverlayGenerate(t *testing.T) {
+	for _, arch := range supportedArches() {
+		t.Run(arch, func(t *testing.T) { testOverlayGenerate(t, arch) })
+	}
+}
+
+func testOverlayGenerate(t *testing.T, arch string) {
 	goroot := runtime.GOROOT()
 	cache := t.TempDir()
-	ov, err := GenerateOverlay(goroot, "amd64", cache)
+	spec := archSpecs[arch]
+	ov, err := GenerateOverlay(goroot, arch, cache)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ov.Sites != len(archSpecs["amd64"].sites) {
-		t.Errorf("rewrote %d sites, want %d", ov.Sites, len(archSpecs["amd64"].sites))
+	if ov.Sites != len(spec.sites) {
+		t.Errorf("rewrote %d sites, want %d", ov.Sites, len(spec.sites))
 	}
 	calls := 0
 	for orig, gen := range ov.Replace {
@@ -43,11 +50,11 @@ func TestOverlayGenerate(t *testing.T) {
 		if strings.HasSuffix(orig, ".s") {
 			for _, line := range strings.Split(text, "\n") {
 				code, _, _ := strings.Cut(line, "//")
-				if strings.TrimSpace(code) == "SYSCALL" {
-					t.Errorf("%s still has a SYSCALL instruction", orig)
+				if strings.TrimSpace(code) == spec.instr {
+					t.Errorf("%s still has a %s instruction", orig, spec.instr)
 				}
 			}
-			calls += strings.Count(text, "CALL\t"+TrapSymbol+"(SB)")
+			calls += strings.Count(text, spec.call)
 		}
 		if strings.HasSuffix(orig, "runtime/malloc.go") {
 			for _, want := range []string{"heapAddrBits = 36", "logHeapArenaBytes = 2 + 20", "arenaBaseOffset = 0 "} {
@@ -68,7 +75,7 @@ func TestOverlayGenerate(t *testing.T) {
 	}
 
 	// The second call reuses the cached files.
-	again, err := GenerateOverlay(goroot, "amd64", cache)
+	again, err := GenerateOverlay(goroot, arch, cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +108,15 @@ func fakeGoroot(t *testing.T) string {
 	src := runtime.GOROOT()
 	dst := t.TempDir()
 	files := []string{"VERSION"}
-	for _, s := range archSpecs["amd64"].sites {
-		f, _, _ := strings.Cut(s, "\t")
-		files = append(files, "src/"+f)
+	seen := map[string]bool{}
+	for _, arch := range supportedArches() {
+		for _, s := range archSpecs[arch].sites {
+			f, _, _ := strings.Cut(s, "\t")
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, "src/"+f)
+			}
+		}
 	}
 	for _, p := range goPatches {
 		files = append(files, "src/"+p.file)
@@ -162,6 +175,41 @@ func TestOverlayRejectsChangedConstant(t *testing.T) {
 	_, err := GenerateOverlay(root, "amd64", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "arenaBaseOffset") || !strings.Contains(err.Error(), "found 0") {
 		t.Fatalf("got %v, want the changed line reported", err)
+	}
+}
+
+// On arm64 the branch-and-link that replaces SVC clobbers LR: the site
+// must keep LR in R18 across it and put it back before anything else runs.
+func TestOverlayRewriteArm64KeepsLR(t *testing.T) {
+	in := "TEXT runtime·osyield(SB),NOSPLIT|NOFRAME,$0\n\tMOVD\t$SYS_sched_yield, R8\n\tSVC\n\tRET\n"
+	out, funcs := rewriteAsm([]byte(in), archSpecs["arm64"])
+	if len(funcs) != 1 || funcs[0] != "runtime·osyield" {
+		t.Fatalf("sites %q", funcs)
+	}
+	want := "\tMOVD\tR30, R18_PLATFORM; BL\tefirt_trap(SB); MOVD\tR18_PLATFORM, R30\t// efirt: was SVC\n\tRET\n"
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("rewritten:\n%s\nwant %q", out, want)
+	}
+}
+
+// A site file that already uses the scratch register is refused.
+func TestOverlayRejectsReservedRegister(t *testing.T) {
+	root := fakeGoroot(t)
+	if _, err := GenerateOverlay(root, "arm64", t.TempDir()); err != nil {
+		t.Fatalf("pristine tree: %v", err)
+	}
+	f := filepath.Join(root, "src/runtime/sys_linux_arm64.s")
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, []byte("\nTEXT runtime·usesR18(SB),NOSPLIT,$0\n\tMOVD\tR0, R18_PLATFORM // keep\n\tRET\n")...)
+	if err := os.WriteFile(f, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = GenerateOverlay(root, "arm64", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "sys_linux_arm64.s uses R18_PLATFORM") {
+		t.Fatalf("got %v, want the scratch register refused", err)
 	}
 }
 

@@ -5,6 +5,7 @@ package qemu
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -153,12 +154,18 @@ func firmwareFailure(line string, started bool) (reason string, failed bool) {
 	case strings.Contains(line, "Exception Type - ") && strings.Contains(line, "!!!!"):
 		msg := strings.Join(strings.Fields(strings.Trim(strings.TrimSpace(line), "!")), " ")
 		return "firmware: CPU exception: " + msg, true
+	case armException.MatchString(line):
+		// ArmPkg's default handler (AAVMF) reports and then spins.
+		return "firmware: CPU exception: " + armException.FindString(line), true
 	case started && (strings.Contains(line, "BdsDxe: loading Boot") || strings.Contains(line, "BdsDxe: starting Boot")):
 		next := line[strings.Index(line, "BdsDxe: "):]
 		return "firmware: the program returned without reporting an exit status; the firmware went on with: " + next, true
 	}
 	return "", false
 }
+
+// armException is how EDK2's AArch64 exception handler opens its report.
+var armException = regexp.MustCompile(`(Synchronous|IRQ|FIQ|SError) Exception at 0x[0-9A-Fa-f]+`)
 
 // maxConsole bounds the console text kept in memory; a guest printing in a
 // loop until the timeout must not exhaust the host.

@@ -136,6 +136,10 @@ func TestConsoleFirmwareFailures(t *testing.T) {
 			"firmware: CPU exception: X64 Exception Type - 06(#UD - Invalid Opcode) CPU Apic ID - 00000000",
 		},
 		{
+			"BdsDxe: starting Boot0001 \"UEFI Misc Device\" from X\r\nselftest: passing address 8\r\n\r\n\r\nSynchronous Exception at 0x00000000BDF15AC0\r\n",
+			"firmware: CPU exception: Synchronous Exception at 0x00000000BDF15AC0",
+		},
+		{
 			"BdsDxe: starting Boot0001 \"UEFI Misc Device\" from X\r\nbye\r\nBdsDxe: loading Boot0000 \"UiApp\" from Fv(1)\r\n",
 			"firmware: the program returned without reporting an exit status; the firmware went on with: BdsDxe: loading Boot0000 \"UiApp\" from Fv(1)",
 		},

@@ -13,6 +13,7 @@ import (
 // bootName is the removable-media boot path the firmware loads by default.
 var bootName = map[string]string{
 	"amd64": "BOOTX64",
+	"arm64": "BOOTAA64",
 }
 
 // encodeArgs renders program arguments as the .ARG file: each argument

@@ -49,6 +49,9 @@ func FindFirmware(cfg Config) (Firmware, error) {
 		}
 		return fw, err
 	}
+	if arch != "amd64" {
+		return findArchFirmware(cfg, arch)
+	}
 	fw, err := trixieFirmware(cfg.Log)
 	if err == nil {
 		logf(cfg.Log, "using firmware %s: %s (from the cache)", fw.Code, fw.Version)
@@ -150,6 +153,11 @@ func readCachedFirmware(dir string) (Firmware, bool) {
 // describeVersion turns a Debian package version of ovmf into the edk2
 // release it packages, keeping the full version for reference.
 func describeVersion(debVersion, suite string) string {
+	return describePackageVersion("ovmf", debVersion, suite)
+}
+
+// describePackageVersion is describeVersion for any EDK2 package.
+func describePackageVersion(pkg, debVersion, suite string) string {
 	up := debVersion
 	if _, after, ok := strings.Cut(up, ":"); ok {
 		up = after // epoch
@@ -157,7 +165,7 @@ func describeVersion(debVersion, suite string) string {
 	if i := strings.LastIndex(up, "-"); i >= 0 {
 		up = up[:i] // Debian revision
 	}
-	return fmt.Sprintf("edk2 %s (%s, ovmf %s)", up, suite, debVersion)
+	return fmt.Sprintf("edk2 %s (%s, %s %s)", up, suite, pkg, debVersion)
 }
 
 // lockFile takes an exclusive lock on path, waiting for other holders.
@@ -387,8 +395,87 @@ func parseDeb822Sources(text string) []aptSource {
 // (bookworm's OVMF, edk2 2022.11, on this project's machines), installing it
 // when missing. Tests use it to check a program on older firmware too.
 func SystemFirmware(cfg Config) (Firmware, error) {
-	if a := archOf(cfg); a != "amd64" {
+	switch a := archOf(cfg); a {
+	case "amd64":
+		return systemFirmware(cfg.Log)
+	case "arm64":
+		return systemArchFirmware(cfg.Log, archFirmwares[a])
+	default:
 		return Firmware{}, errUnsupportedArch(a)
 	}
-	return systemFirmware(cfg.Log)
+}
+
+// archFirmware says where the EDK2 build for an architecture other than
+// amd64 comes from: trixie's package (edk2 2025.02) unpacked into the cache,
+// else the machine's own package.
+type archFirmware struct {
+	pkg        string // Debian package, the same name in both suites (Architecture: all)
+	dir        string // where the package puts the images
+	code, vars string // trixie's file names
+	sysCode    string // the machine's (bookworm's) code image name, if different
+}
+
+var archFirmwares = map[string]archFirmware{
+	// Trixie splits AAVMF into secure-boot and plain builds; the plain one
+	// starts an unsigned loader without enrolled keys either way, and is
+	// the one FACTS.md measured.
+	"arm64": {pkg: "qemu-efi-aarch64", dir: "usr/share/AAVMF", code: "AAVMF_CODE.no-secboot.fd", vars: "AAVMF_VARS.fd", sysCode: "AAVMF_CODE.fd"},
+}
+
+// findArchFirmware returns trixie's firmware for arch from the package
+// cache, fetching it once, else the machine's own package.
+func findArchFirmware(cfg Config, arch string) (Firmware, error) {
+	af := archFirmwares[arch]
+	root, err := CachedDebs(cfg.Log, af.pkg+"-trixie", "trixie", "", af.pkg)
+	if err == nil {
+		fw := Firmware{
+			Code:   filepath.Join(root, af.dir, af.code),
+			Vars:   filepath.Join(root, af.dir, af.vars),
+			Source: "cache",
+		}
+		if !exists(fw.Code) || !exists(fw.Vars) {
+			err = fmt.Errorf("trixie's %s lacks %s or %s", af.pkg, af.code, af.vars)
+		} else {
+			fw.Version = "unknown (trixie)"
+			if v, verr := os.ReadFile(filepath.Join(root, versionFile)); verr == nil {
+				if f := strings.Fields(string(v)); len(f) >= 2 {
+					fw.Version = describePackageVersion(af.pkg, f[1], "trixie")
+				}
+			}
+			logf(cfg.Log, "using firmware %s: %s (from the cache)", fw.Code, fw.Version)
+			return fw, nil
+		}
+	}
+	logf(cfg.Log, "could not get trixie's %s: %v", af.pkg, err)
+	sys, serr := systemArchFirmware(cfg.Log, af)
+	if serr != nil {
+		return Firmware{}, fmt.Errorf("no firmware: trixie's %s: %v; system %s: %w", af.pkg, err, af.pkg, serr)
+	}
+	logf(cfg.Log, "FALLING BACK to the system's %s: %s, older than trixie's edk2 2025.02", sys.Code, sys.Version)
+	return sys, nil
+}
+
+// systemArchFirmware returns the machine's own package of af, installing
+// it when missing.
+func systemArchFirmware(log io.Writer, af archFirmware) (Firmware, error) {
+	code := af.sysCode
+	if code == "" {
+		code = af.code
+	}
+	dir := filepath.Join("/", af.dir)
+	fw := Firmware{Code: filepath.Join(dir, code), Vars: filepath.Join(dir, af.vars), Source: "system"}
+	if !exists(fw.Code) || !exists(fw.Vars) {
+		logf(log, "%s not found; installing the Debian package %s", fw.Code, af.pkg)
+		if err := aptInstall(log, af.pkg); err != nil {
+			return Firmware{}, fmt.Errorf("%s missing and not installed (install the Debian package %s): %w", fw.Code, af.pkg, err)
+		}
+		if !exists(fw.Code) || !exists(fw.Vars) {
+			return Firmware{}, fmt.Errorf("%s or %s still missing after installing %s", fw.Code, fw.Vars, af.pkg)
+		}
+	}
+	fw.Version = "unknown (system)"
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", af.pkg).Output(); err == nil && len(out) > 0 {
+		fw.Version = describePackageVersion(af.pkg, strings.TrimSpace(string(out)), osCodename())
+	}
+	return fw, nil
 }

@@ -19,10 +19,11 @@ import (
 // qemuPackage names the QEMU binary and the Debian package shipping it.
 var qemuPackage = map[string]struct{ binary, pkg string }{
 	"amd64": {"qemu-system-x86_64", "qemu-system-x86"},
+	"arm64": {"qemu-system-aarch64", "qemu-system-arm"},
 }
 
 func errUnsupportedArch(arch string) error {
-	return fmt.Errorf("qemu: arch %q is not supported yet (only amd64)", arch)
+	return fmt.Errorf("qemu: arch %q is not supported yet (only amd64 and arm64)", arch)
 }
 
 func archOf(cfg Config) string {
@@ -54,10 +55,15 @@ func FindQEMU(cfg Config) (string, error) {
 		logf(cfg.Log, "using %s", p)
 		return p, nil
 	}
-	logf(cfg.Log, "%s not found; installing the Debian packages %s and ovmf", q.binary, q.pkg)
-	// ovmf comes along: it is the firmware of last resort.
-	if err := aptInstall(cfg.Log, q.pkg, "ovmf"); err != nil {
-		return "", fmt.Errorf("%s not found and not installed (install the Debian package %s, e.g. apt-get install %s ovmf): %w", q.binary, q.pkg, q.pkg, err)
+	// The system's firmware package comes along: it is the firmware of
+	// last resort.
+	fwPkg := "ovmf"
+	if af, ok := archFirmwares[arch]; ok {
+		fwPkg = af.pkg
+	}
+	logf(cfg.Log, "%s not found; installing the Debian packages %s and %s", q.binary, q.pkg, fwPkg)
+	if err := aptInstall(cfg.Log, q.pkg, fwPkg); err != nil {
+		return "", fmt.Errorf("%s not found and not installed (install the Debian package %s, e.g. apt-get install %s %s): %w", q.binary, q.pkg, q.pkg, fwPkg, err)
 	}
 	p, err := exec.LookPath(q.binary)
 	if err != nil {

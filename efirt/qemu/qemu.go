@@ -25,7 +25,7 @@ const (
 
 // Config says how to run the machine. The zero value is usable.
 type Config struct {
-	Arch      string        // GOARCH; "" = "amd64", the only one supported so far
+	Arch      string        // GOARCH: "amd64" (the default) or "arm64"
 	Firmware  string        // path to the firmware code image (e.g. OVMF_CODE_4M.fd); "" = find or install
 	Timeout   time.Duration // 0 = 5 minutes
 	MemoryMiB int           // 0 = 2048
@@ -151,14 +151,23 @@ func boot(ctx context.Context, cfg Config, populate func(esp string) error) (Res
 	return res, err
 }
 
-// commandLine returns QEMU's arguments (amd64; the only arch so far).
+// machineArgs are the machine and CPU of each arch. arm64's pauth-impdef
+// swaps QEMU's slow architected pointer-authentication hash for a cheap
+// one (measured: 0.6 s less to the firmware's boot manager).
+var machineArgs = map[string][]string{
+	"amd64": {"-M", "q35", "-cpu", "max"},
+	"arm64": {"-M", "virt", "-cpu", "max,pauth-impdef=on"},
+}
+
+// commandLine returns QEMU's arguments.
 func commandLine(cfg Config, code, vars, esp string) []string {
-	return []string{
+	args := []string{
 		// TCG always: the machines this runs on have no usable KVM, and one
 		// accelerator everywhere keeps timings comparable.
 		"-accel", "tcg",
-		"-M", "q35",
-		"-cpu", "max",
+	}
+	args = append(args, machineArgs[archOf(cfg)]...)
+	return append(args,
 		"-m", strconv.Itoa(cfg.MemoryMiB),
 		"-smp", "1",
 		// Only the devices below: the ESP is then the only boot device,
@@ -170,12 +179,12 @@ func commandLine(cfg Config, code, vars, esp string) []string {
 		// A reset or triple fault ends the run instead of looping.
 		"-no-reboot",
 		"-boot", "menu=on,splash-time=0",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(code),
-		"-drive", "if=pflash,format=raw,unit=1,file=" + optValue(vars),
-		"-drive", "if=virtio,format=raw,file=fat:rw:" + optValue(esp),
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optValue(code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+optValue(vars),
+		"-drive", "if=virtio,format=raw,file=fat:rw:"+optValue(esp),
 		"-device", "virtio-rng-pci",
 		"-nic", "none",
-	}
+	)
 }
 
 // optValue escapes a value inside a QEMU option list, where ',' separates
