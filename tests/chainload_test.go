@@ -54,12 +54,9 @@ const chaineeMarker = "ociboot-chainee:"
 // — and then boot Linux: each child returns to bootd, which reports how it
 // ended and goes on with the plan's next target.
 //
-// The child is the EDK2 shell, not tests/chainee on efirt, for two reasons
-// outside this package: efirt's foreign call does not reload the parent's
-// FS base after StartImage, so the child runtime's FS base (pointing into
-// its freed memory) crashes the parent as soon as the child exits; and the
-// QEMU runner ends the run at the first "efirt: exit_group(" line, the
-// child's.
+// The child here is the EDK2 shell, a program that is not ours;
+// TestGoChainLoad does the same with tests/chainee, a Go program on its own
+// efirt nested inside bootd's.
 func TestChainLoad(t *testing.T) {
 	for _, arch := range arches {
 		t.Run(arch, func(t *testing.T) {

@@ -182,6 +182,7 @@ type console struct {
 	out    io.Writer
 	start  time.Time
 	marker string // Config.FirstLineMarker
+	skip   int    // exit markers still to pass over (Config.ChildExits)
 
 	text      []byte
 	truncated bool
@@ -255,6 +256,10 @@ func (c *console) completeLine(now time.Time) {
 		return
 	}
 	if status, ok := parseExitMarker(line); ok {
+		if c.skip > 0 {
+			c.skip-- // a chain-loaded efirt program's exit, not the program's
+			return
+		}
 		c.decided, c.exited, c.status, c.decideAt = true, true, status, now
 		return
 	}

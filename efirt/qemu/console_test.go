@@ -171,3 +171,14 @@ func TestConsoleFirmwareFailures(t *testing.T) {
 		t.Errorf("unterminated marker: exited=%v status=%d", c.exited, c.status)
 	}
 }
+
+func TestConsoleChildExits(t *testing.T) {
+	c := newConsole(nil, time.Now(), "")
+	c.skip = 1
+	if c.feed([]byte("efirt: exit_group(0)\n"), time.Now()) || c.decided {
+		t.Fatal("a child's exit ended the run")
+	}
+	if !c.feed([]byte("efirt: exit_group(4)\n"), time.Now()) || c.status != 4 {
+		t.Fatalf("the program's own exit: decided %v status %d", c.decided, c.status)
+	}
+}

@@ -40,6 +40,11 @@ type Config struct {
 	// reached the serial console, it is also written to Stdout.
 	ScratchLog bool
 
+	// ChildExits is how many efirt exit lines come from programs the
+	// program itself starts (a loader chain-loading Go EFI programs) and
+	// so do not end the run.
+	ChildExits int
+
 	// FirstLineMarker, when non-empty, makes Result.FirstOutput the time
 	// from QEMU's start to the first console line containing it.
 	FirstLineMarker string
@@ -155,8 +160,9 @@ func boot(ctx context.Context, cfg Config, populate func(esp string) error) (Res
 // swaps QEMU's slow architected pointer-authentication hash for a cheap
 // one (measured: 0.6 s less to the firmware's boot manager).
 var machineArgs = map[string][]string{
-	"amd64": {"-M", "q35", "-cpu", "max"},
-	"arm64": {"-M", "virt", "-cpu", "max,pauth-impdef=on"},
+	"amd64":   {"-M", "q35", "-cpu", "max"},
+	"arm64":   {"-M", "virt", "-cpu", "max,pauth-impdef=on"},
+	"loong64": {"-M", "virt", "-cpu", "la464"},
 }
 
 // commandLine returns QEMU's arguments.
@@ -250,6 +256,7 @@ func runMachine(ctx context.Context, cfg Config, bin string, argv []string) (Res
 	}()
 
 	con := newConsole(cfg.Stdout, start, cfg.FirstLineMarker)
+	con.skip = cfg.ChildExits
 	decided := make(chan struct{}, 1)
 	readDone := make(chan struct{})
 	go func() {
