@@ -14,12 +14,20 @@ const MaxArgs = maxArgs
 // duration; it is safe from any goroutine. Pointers in args must point to
 // memory that stays put: firmware-allocated pages, globals, or Go memory the
 // caller keeps alive across the call.
+//
+// Pointers converted to uintptr in the call itself are moved to the heap
+// (go:uintptrescapes), since the goroutine's stack may move before the
+// firmware runs.
+//
+//go:uintptrescapes
 func Call(fn uintptr, args ...uintptr) uintptr { return call(sysFirmwareCall, fn, args) }
 
 // CallForeign is Call for firmware functions that run other programs
 // (StartImage): for the duration of the call the firmware's exception
 // handlers and its mapping of page 0 are back in place, as the started
 // image expects, and efirt's are restored if it returns.
+//
+//go:uintptrescapes
 func CallForeign(fn uintptr, args ...uintptr) uintptr { return call(sysForeignCall, fn, args) }
 
 func call(sys, fn uintptr, args []uintptr) uintptr {

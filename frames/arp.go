@@ -2,7 +2,9 @@ package frames
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -196,11 +198,32 @@ func (c *Cache) Update(ip netip.Addr, mac MAC, now time.Time, create bool) (pend
 	return pending
 }
 
+// Unresolved is an address that did not answer ARP after the configured
+// tries, with the packets that were waiting for it.
+type Unresolved struct {
+	Addr    netip.Addr
+	Packets [][]byte
+}
+
+// ResolveError says a next hop did not answer ARP. It matches
+// syscall.EHOSTUNREACH under errors.Is, as a kernel's failed neighbour
+// resolution does.
+type ResolveError struct {
+	Addr netip.Addr // the next hop asked for
+}
+
+func (e *ResolveError) Error() string {
+	return fmt.Sprintf("no ARP reply from %v (host unreachable)", e.Addr)
+}
+
+// Unwrap makes errors.Is(err, syscall.EHOSTUNREACH) hold.
+func (e *ResolveError) Unwrap() error { return syscall.EHOSTUNREACH }
+
 // Tick advances pending resolutions: it returns the addresses to send a
-// request for now, the packets dropped because their address did not
-// resolve (the caller releases them), and when Tick next has work (zero if
+// request for now, the addresses that gave up with the packets that waited
+// for them (the caller owns those), and when Tick next has work (zero if
 // nothing is pending).
-func (c *Cache) Tick(now time.Time) (requests []netip.Addr, dropped [][]byte, next time.Time) {
+func (c *Cache) Tick(now time.Time) (requests []netip.Addr, failed []Unresolved, next time.Time) {
 	for ip, e := range c.entries {
 		if len(e.pending) == 0 {
 			continue
@@ -212,7 +235,7 @@ func (c *Cache) Tick(now time.Time) (requests []netip.Addr, dropped [][]byte, ne
 			continue
 		}
 		if e.tries >= c.cfg.Tries {
-			dropped = append(dropped, e.pending...)
+			failed = append(failed, Unresolved{Addr: ip, Packets: e.pending})
 			e.pending = nil
 			e.tries = 0
 			continue
@@ -224,7 +247,7 @@ func (c *Cache) Tick(now time.Time) (requests []netip.Addr, dropped [][]byte, ne
 			next = e.nextTry
 		}
 	}
-	return requests, dropped, next
+	return requests, failed, next
 }
 
 // Pending is the number of packets waiting for resolution.

@@ -14,6 +14,12 @@ type Options struct {
 	Logf    func(format string, args ...any)
 	UpQueue int // batches of IPv4 frames buffered towards the stack [256]
 	Cache   CacheConfig
+	// Unresolved, when set, is told of a next hop that did not answer ARP
+	// after its tries, with the IPv4 packets that waited for it (each
+	// starting at HeaderLen), so their senders can fail at once instead of
+	// retrying into silence. It runs on the demux's goroutine: it must not
+	// block, and must not keep the packets.
+	Unresolved func(err *ResolveError, packets [][]byte)
 }
 
 // Demux is the ARP/IPv4 demux actor. It reads frame batches from the link,
@@ -24,13 +30,14 @@ type Options struct {
 // The link must keep draining TX while it waits to deliver RX (and the other
 // way round): the demux blocks on each in turn.
 type Demux struct {
-	link     Link
-	mac      MAC
-	logf     func(string, ...any)
-	up       chan *actors.Batch
-	out      chan Outbound
-	cache    *Cache
-	counters actors.Counters
+	link       Link
+	mac        MAC
+	logf       func(string, ...any)
+	unresolved func(*ResolveError, [][]byte)
+	up         chan *actors.Batch
+	out        chan Outbound
+	cache      *Cache
+	counters   actors.Counters
 
 	mu   sync.Mutex
 	addr netip.Addr // our IPv4 address; invalid until set
@@ -60,12 +67,13 @@ func NewDemux(link Link, opts Options) *Demux {
 		opts.UpQueue = 256
 	}
 	d := &Demux{
-		link:  link,
-		logf:  opts.Logf,
-		up:    make(chan *actors.Batch, opts.UpQueue),
-		out:   make(chan Outbound, 64),
-		cache: NewCache(opts.Cache),
-		garp:  make(chan struct{}, 1),
+		link:       link,
+		logf:       opts.Logf,
+		unresolved: opts.Unresolved,
+		up:         make(chan *actors.Batch, opts.UpQueue),
+		out:        make(chan Outbound, 64),
+		cache:      NewCache(opts.Cache),
+		garp:       make(chan struct{}, 1),
 	}
 	copy(d.mac[:], link.MAC())
 	return d
@@ -159,13 +167,12 @@ func (d *Demux) Run(ctx context.Context) error {
 		if d.cache.Pending() > 0 || !timerAt.IsZero() {
 			now := time.Now()
 			if timerAt.IsZero() || !now.Before(timerAt) {
-				reqs, dropped, next := d.cache.Tick(now)
+				reqs, failed, next := d.cache.Tick(now)
 				for _, ip := range reqs {
 					d.request(ctx, d.ourAddr(), ip)
 				}
-				if len(dropped) > 0 {
-					d.count(func(s *Stats) { s.TXUnresolved += uint64(len(dropped)) })
-					d.logf("frames: dropped %d packets: next hop did not answer ARP", len(dropped))
+				for _, u := range failed {
+					d.giveUp(u)
 				}
 				timerAt = next
 				if !next.IsZero() {
@@ -173,6 +180,17 @@ func (d *Demux) Run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// giveUp drops the packets of a next hop that did not answer ARP, after
+// telling their senders.
+func (d *Demux) giveUp(u Unresolved) {
+	d.count(func(s *Stats) { s.TXUnresolved += uint64(len(u.Packets)) })
+	err := &ResolveError{Addr: u.Addr}
+	d.logf("frames: %v: dropped %d packets", err, len(u.Packets))
+	if d.unresolved != nil {
+		d.unresolved(err, u.Packets)
 	}
 }
 

@@ -3,9 +3,11 @@ package frames
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,18 +70,21 @@ func TestCachePendingAndTimeouts(t *testing.T) {
 	if _, dropped := c.Queue(ip, []byte{3}, t0); !dropped {
 		t.Fatal("queue beyond MaxPending accepted")
 	}
-	if reqs, dropped, next := c.Tick(t0.Add(500 * time.Millisecond)); len(reqs) != 0 || len(dropped) != 0 || !next.Equal(t0.Add(time.Second)) {
-		t.Fatalf("early Tick: %v %v %v", reqs, dropped, next)
+	if reqs, failed, next := c.Tick(t0.Add(500 * time.Millisecond)); len(reqs) != 0 || len(failed) != 0 || !next.Equal(t0.Add(time.Second)) {
+		t.Fatalf("early Tick: %v %v %v", reqs, failed, next)
 	}
 	for i := 1; i <= 2; i++ {
-		reqs, dropped, _ := c.Tick(t0.Add(time.Duration(i) * time.Second))
-		if len(reqs) != 1 || reqs[0] != ip || len(dropped) != 0 {
-			t.Fatalf("retry %d: requests %v dropped %d", i, reqs, len(dropped))
+		reqs, failed, _ := c.Tick(t0.Add(time.Duration(i) * time.Second))
+		if len(reqs) != 1 || reqs[0] != ip || len(failed) != 0 {
+			t.Fatalf("retry %d: requests %v failed %v", i, reqs, failed)
 		}
 	}
-	reqs, dropped, next := c.Tick(t0.Add(3 * time.Second))
-	if len(reqs) != 0 || len(dropped) != 2 || !next.IsZero() || c.Pending() != 0 {
-		t.Fatalf("after the last try: requests %v dropped %d next %v pending %d", reqs, len(dropped), next, c.Pending())
+	reqs, failed, next := c.Tick(t0.Add(3 * time.Second))
+	if len(reqs) != 0 || len(failed) != 1 || !next.IsZero() || c.Pending() != 0 {
+		t.Fatalf("after the last try: requests %v failed %v next %v pending %d", reqs, failed, next, c.Pending())
+	}
+	if u := failed[0]; u.Addr != ip || len(u.Packets) != 2 || u.Packets[0][0] != 1 || u.Packets[1][0] != 2 {
+		t.Fatalf("gave up on %v with packets %v, want %v with [[1] [2]]", u.Addr, u.Packets, ip)
 	}
 
 	// Resolution releases what waited.
@@ -135,8 +140,20 @@ func (l *fakeLink) TX() chan<- *actors.Batch { return l.tx }
 func (l *fakeLink) Pool() *actors.Pool       { return l.pool }
 
 func startDemux(t *testing.T) (*Demux, *fakeLink) {
+	return startDemuxWith(t, Options{})
+}
+
+// startDemuxWith runs a demux over a fakeLink; opts' zero Logf and Cache
+// take the test's log and a short retry interval.
+func startDemuxWith(t *testing.T, opts Options) (*Demux, *fakeLink) {
 	l := &fakeLink{pool: actors.NewPool(1514, 16), rx: make(chan *actors.Batch, 16), tx: make(chan *actors.Batch, 16)}
-	d := NewDemux(l, Options{Logf: t.Logf, Cache: CacheConfig{Retry: 50 * time.Millisecond}})
+	if opts.Logf == nil {
+		opts.Logf = t.Logf
+	}
+	if opts.Cache == (CacheConfig{}) {
+		opts.Cache = CacheConfig{Retry: 50 * time.Millisecond}
+	}
+	d := NewDemux(l, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -245,6 +262,46 @@ func TestDemuxResolvesAndFlushesQueue(t *testing.T) {
 	}
 	if !bytes.Equal(got, []byte{0, 1, 2}) {
 		t.Fatalf("flushed in order %v", got)
+	}
+}
+
+func TestDemuxReportsUnresolved(t *testing.T) {
+	type report struct {
+		err     *ResolveError
+		packets [][]byte
+	}
+	reports := make(chan report, 1)
+	d, l := startDemuxWith(t, Options{Unresolved: func(err *ResolveError, packets [][]byte) {
+		var cp [][]byte
+		for _, p := range packets {
+			cp = append(cp, bytes.Clone(p))
+		}
+		reports <- report{err, cp}
+	}})
+	d.SetAddr(ourIP)
+	sent(t, l) // gratuitous ARP
+	dead := netip.MustParseAddr("10.0.0.9")
+	b := l.pool.Get()
+	copy(b.Append(HeaderLen + 20)[HeaderLen:], "a SYN to a dead host")
+	d.Out() <- Outbound{Batch: b, NextHop: dead}
+	for i := range 3 { // the default tries, then silence
+		if a, _ := ParseARP(sent(t, l)[HeaderLen:]); a.Op != ARPRequest || a.TargetIP != dead {
+			t.Fatalf("request %d: %+v", i+1, a)
+		}
+	}
+	select {
+	case r := <-reports:
+		if r.err.Addr != dead || len(r.packets) != 1 || string(r.packets[0][HeaderLen:]) != "a SYN to a dead host" {
+			t.Fatalf("report for %v with %q", r.err.Addr, r.packets)
+		}
+		if !errors.Is(r.err, syscall.EHOSTUNREACH) || r.err.Error() != "no ARP reply from 10.0.0.9 (host unreachable)" {
+			t.Fatalf("error %q does not say host unreachable", r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed resolution was not reported")
+	}
+	if st := d.Stats(); st.TXUnresolved != 1 || st.ARPRequestsOut != 4 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

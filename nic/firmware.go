@@ -63,8 +63,17 @@ func (v *Virtio) Close() error {
 	if cerr := v.pci.Close(); err == nil {
 		err = cerr
 	}
-	uefi.ConnectController(v.pci.Handle)
-	return err
+	return errors.Join(err, giveBack(v.pci.Handle))
+}
+
+// giveBack reconnects the firmware's drivers to h once we let go of it, so
+// a chain-loaded program (or the firmware's own network boot) finds the
+// card as it was. A handle no driver wants is not an error.
+func giveBack(h uefi.Handle) error {
+	if err := uefi.ConnectController(h); err != nil && !errors.Is(err, uefi.NotFound) {
+		return fmt.Errorf("nic: giving %#x back to the firmware's drivers: %w", uintptr(h), err)
+	}
+	return nil
 }
 
 // OpenVirtio finds the first virtio-net PCI function, takes it from the
@@ -73,7 +82,7 @@ func (v *Virtio) Close() error {
 func OpenVirtio(opts virtio.Options) (*Virtio, error) {
 	handles, err := uefi.LocateHandles(&uefi.PciIoProtocolGUID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("nic: listing PCI functions: %w", err)
 	}
 	for _, h := range handles {
 		probe, err := uefi.OpenPciIo(h, uefi.OpenGetProtocol)
@@ -99,15 +108,13 @@ func OpenVirtio(opts virtio.Options) (*Virtio, error) {
 			return nil, fmt.Errorf("nic: taking PCI function %#x from the firmware: %w", uintptr(h), err)
 		}
 		n, err := virtio.Open(pci, pciDMA{pci}, opts)
-		if errors.Is(err, virtio.ErrNotVirtioNet) {
-			pci.Close()
-			uefi.ConnectController(h)
-			continue
-		}
 		if err != nil {
 			pci.Close()
-			uefi.ConnectController(h)
-			return nil, err
+			gerr := giveBack(h)
+			if errors.Is(err, virtio.ErrNotVirtioNet) {
+				continue // a virtio device of another kind: not ours to report on
+			}
+			return nil, errors.Join(fmt.Errorf("nic: starting virtio-net on PCI function %#x: %w", uintptr(h), err), gerr)
 		}
 		mac, err := n.MAC()
 		if err != nil {

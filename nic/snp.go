@@ -35,7 +35,7 @@ type SNP struct {
 func OpenSNP() (*SNP, error) {
 	handles, err := uefi.LocateHandles(&uefi.SimpleNetworkProtocolGUID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("nic: listing Simple Network Protocols: %w", err)
 	}
 	if len(handles) == 0 {
 		return nil, errors.New("nic: the firmware offers no Simple Network Protocol")
@@ -54,12 +54,11 @@ func OpenSNP() (*SNP, error) {
 func openSNP(h uefi.Handle) (*SNP, error) {
 	p, err := uefi.OpenSNP(h, uefi.OpenExclusive)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("nic: taking SNP %#x from the firmware: %w", uintptr(h), err)
 	}
 	fail := func(err error) (*SNP, error) {
 		p.Close()
-		uefi.ConnectController(h)
-		return nil, err
+		return nil, errors.Join(fmt.Errorf("nic: bringing up SNP %#x: %w", uintptr(h), err), giveBack(h))
 	}
 	m := p.Mode()
 	if m.State == uefi.SNPStopped {
@@ -73,7 +72,7 @@ func openSNP(h uefi.Handle) (*SNP, error) {
 		}
 	}
 	if m.HwAddressSize != 6 || m.MediaHeaderSize != 14 {
-		return fail(fmt.Errorf("nic: SNP on %#x is not Ethernet (address %d bytes, header %d)", uintptr(h), m.HwAddressSize, m.MediaHeaderSize))
+		return fail(fmt.Errorf("not Ethernet (address %d bytes, header %d)", m.HwAddressSize, m.MediaHeaderSize))
 	}
 	want := uint32(uefi.SNPReceiveUnicast | uefi.SNPReceiveBroadcast)
 	if m.ReceiveFilterSetting&want != want {
@@ -88,7 +87,7 @@ func openSNP(h uefi.Handle) (*SNP, error) {
 	s := &SNP{snp: p, mac: p.MAC(), mtu: int(m.MaxPacketSize), tx: tx}
 	s.max = min(s.mtu+14, snpBufSize)
 	if s.max < 60 {
-		return fail(fmt.Errorf("nic: SNP on %#x reports a maximum packet of %d bytes", uintptr(h), m.MaxPacketSize))
+		return fail(fmt.Errorf("it reports a maximum packet of %d bytes", m.MaxPacketSize))
 	}
 	for i := 0; i < snpTxBuffers; i++ {
 		s.free = append(s.free, tx+uintptr(i*snpBufSize))
@@ -205,7 +204,7 @@ func (s *SNP) Close() error {
 	if cerr := s.snp.Close(); err == nil {
 		err = cerr
 	}
-	uefi.ConnectController(s.snp.Handle)
+	err = errors.Join(err, giveBack(s.snp.Handle))
 	if s.busy == 0 {
 		uefi.FreePages(s.tx, snpTxBuffers*snpBufSize)
 	}

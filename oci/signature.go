@@ -112,8 +112,10 @@ func (s SignatureStatus) String() string {
 	return "NOT verified: " + s.Err.Error()
 }
 
-// simpleSigning is the payload cosign signs in the .sig tag scheme.
-type simpleSigning struct {
+// SimpleSigning is the payload cosign signs in the .sig tag scheme. It
+// lives here, beside its verification, so that what publish signs and what
+// the loader checks cannot drift apart.
+type SimpleSigning struct {
 	Critical struct {
 		Identity struct {
 			DockerReference string `json:"docker-reference"`
@@ -124,6 +126,16 @@ type simpleSigning struct {
 		Type string `json:"type"`
 	} `json:"critical"`
 	Optional map[string]any `json:"optional"`
+}
+
+// NewSimpleSigning returns the payload that signs subject in repository
+// name (a Reference's Name).
+func NewSimpleSigning(name string, subject digest.Digest) SimpleSigning {
+	var p SimpleSigning
+	p.Critical.Identity.DockerReference = name
+	p.Critical.Image.DockerManifestDigest = subject.String()
+	p.Critical.Type = CosignSignatureType
+	return p
 }
 
 // VerifySignature looks for a keyed cosign signature of the manifest or
@@ -226,7 +238,7 @@ func (c *Client) verifySigTag(ctx context.Context, ref Reference, subject digest
 			*bad = append(*bad, fmt.Sprintf("payload %s: signature does not verify with the key", l.Digest))
 			continue
 		}
-		var ss simpleSigning
+		var ss SimpleSigning
 		if err := json.Unmarshal(payload, &ss); err != nil {
 			*bad = append(*bad, fmt.Sprintf("payload %s: %v", l.Digest, err))
 			continue

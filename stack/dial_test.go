@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/ociboot/ociboot/stack/internal/gvisorlink"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -96,6 +98,36 @@ func TestStoppingActorsClosesEverything(t *testing.T) {
 	if !errors.Is(func() error { _, err := c.Write([]byte("x")); return err }(), errStackStopped) {
 		t.Fatal("Write after stop does not report the stopped stack")
 	}
+}
+
+// TestStoppedStackReleasesConnections checks that stopping the actors lets
+// a connection (and its rings) be collected although an http.Transport
+// still holds it as an idle keep-alive: the loader builds a new stack per
+// boot attempt and must not carry the last one's memory along.
+func TestStoppedStackReleasesConnections(t *testing.T) {
+	p := newPair(t, gvisorlink.Config{}, Options{})
+	c, bs, base := p.serve(t, false)
+	fetch(t, c, bs, base, 1<<20, "keep-alive")
+	p.s.mu.Lock()
+	var conns []weak.Pointer[tcpConn]
+	for _, tc := range p.s.tcp {
+		conns = append(conns, weak.Make(tc))
+	}
+	p.s.mu.Unlock()
+	if len(conns) != 1 {
+		t.Fatalf("%d connections after the fetch, want the idle keep-alive one", len(conns))
+	}
+	p.stop()
+	// The transport's read loop ends once the connection dies; give it a
+	// few collections to get there.
+	for range 100 {
+		runtime.GC()
+		if conns[0].Value() == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the connection is still reachable after the stack stopped")
 }
 
 func TestDataAfterCloseResets(t *testing.T) {

@@ -75,12 +75,6 @@ func (s *Stack) unreachable(h *ipv4, p []byte) {
 		rport: binary.BigEndian.Uint16(t[2:4]),
 		lport: binary.BigEndian.Uint16(t[0:2]),
 	}
-	s.mu.Lock()
-	c := s.tcp[key]
-	s.mu.Unlock()
-	if c == nil {
-		return
-	}
 	code := p[1]
 	var errno syscall.Errno
 	switch code {
@@ -93,9 +87,5 @@ func (s *Stack) unreachable(h *ipv4, p []byte) {
 	default:
 		errno = syscall.EHOSTUNREACH
 	}
-	err := fmt.Errorf("%w (ICMP destination unreachable, code %d, from %v)", errno, code, netip.AddrFrom4(h.src))
-	select {
-	case c.icmp <- err:
-	default:
-	}
+	s.connError(key, fmt.Errorf("%w (ICMP destination unreachable, code %d, from %v)", errno, code, netip.AddrFrom4(h.src)))
 }

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -102,13 +103,20 @@ func New(link frames.Link, opts Options) *Stack {
 		opts.Frames.Logf = opts.Logf
 	}
 	s := &Stack{
-		link:  link,
-		demux: frames.NewDemux(link, opts.Frames),
-		pool:  link.Pool(),
-		opts:  opts,
-		udp:   map[uint16]*UDPConn{},
-		tcp:   map[connKey]*tcpConn{},
+		link: link,
+		pool: link.Pool(),
+		opts: opts,
+		udp:  map[uint16]*UDPConn{},
+		tcp:  map[connKey]*tcpConn{},
 	}
+	fopts := opts.Frames
+	fopts.Unresolved = func(err *frames.ResolveError, pkts [][]byte) {
+		s.unresolved(err, pkts)
+		if opts.Frames.Unresolved != nil {
+			opts.Frames.Unresolved(err, pkts)
+		}
+	}
+	s.demux = frames.NewDemux(link, fopts)
 	s.ip = &ipActor{s: s}
 	return s
 }
@@ -391,6 +399,43 @@ func (s *Stack) deliver(c *tcpConn, b *actors.Batch) {
 		c.stats.dropped.Add(uint64(b.Len()))
 		s.count(func(st *Stats) { st.ConnQueueFull++ })
 		b.Release()
+	}
+}
+
+// unresolved fails the connections whose packets waited for a next hop
+// that never answered ARP: a connect then ends at once with a host
+// unreachable error instead of retrying SYNs into silence.
+func (s *Stack) unresolved(err *frames.ResolveError, pkts [][]byte) {
+	var last connKey
+	for _, p := range pkts {
+		h, payload, perr := parseIPv4(p[frames.HeaderLen:])
+		if perr != nil || h.proto != protoTCP || len(payload) < 4 {
+			continue
+		}
+		key := connKey{
+			raddr: h.dst,
+			rport: binary.BigEndian.Uint16(payload[2:4]),
+			lport: binary.BigEndian.Uint16(payload[0:2]),
+		}
+		if key != last {
+			s.connError(key, err)
+			last = key
+		}
+	}
+}
+
+// connError hands a hard network error (ICMP unreachable, failed ARP) to
+// the connection it concerns, without blocking the caller's actor.
+func (s *Stack) connError(key connKey, err error) {
+	s.mu.Lock()
+	c := s.tcp[key]
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	select {
+	case c.hardErr <- err:
+	default: // one pending error is enough to act on
 	}
 }
 

@@ -75,7 +75,7 @@ type tcpConn struct {
 
 	in        chan *actors.Batch // segments from the IP dispatcher (whole frames)
 	kick      chan struct{}      // Read/Write/Close → actor
-	icmp      chan error         // hard ICMP errors from the dispatcher
+	hardErr   chan error         // hard errors from below: ICMP unreachable, failed ARP
 	abort     chan struct{}      // closed to end the actor at once (stack stopped)
 	abortOnce sync.Once
 	abortErr  error
@@ -168,7 +168,7 @@ func newTCPConn(s *Stack, src netip.Addr, lport uint16, raddr netip.AddrPort, ne
 		mtu:         mtu,
 		in:          make(chan *actors.Batch, 512),
 		kick:        make(chan struct{}, 1),
-		icmp:        make(chan error, 1),
+		hardErr:     make(chan error, 1),
 		abort:       make(chan struct{}),
 		established: make(chan struct{}),
 		dead:        make(chan struct{}),
@@ -236,9 +236,9 @@ func (c *tcpConn) run() {
 			c.s.tcpCounters.SetQueue(len(c.in))
 		case <-c.kick:
 			now = time.Now()
-		case err := <-c.icmp:
+		case err := <-c.hardErr:
 			now = time.Now()
-			c.icmpError(err)
+			c.hardError(err)
 		case <-c.timer.C:
 			c.timerAt = time.Time{}
 			now = time.Now()
@@ -1254,9 +1254,10 @@ func (c *tcpConn) output(now time.Time) {
 	}
 }
 
-// icmpError handles a hard ICMP error for this connection: fatal while
-// connecting, a soft error afterwards (RFC 1122 4.2.3.9).
-func (c *tcpConn) icmpError(err error) {
+// hardError handles a hard network error for this connection: fatal while
+// connecting, a soft error afterwards (RFC 1122 4.2.3.9), since a lost ARP
+// or ICMP answer mid-stream is better ridden out by retransmission.
+func (c *tcpConn) hardError(err error) {
 	if c.state == stateSynSent {
 		c.fail(err)
 	}

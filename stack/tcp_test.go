@@ -272,6 +272,33 @@ func TestConnectTimeoutHonoursContext(t *testing.T) {
 	}
 }
 
+func TestConnectFailsWhenARPGoesUnanswered(t *testing.T) {
+	for _, tc := range []struct {
+		name, addr, hop string
+	}{
+		{"on-link host", "10.0.0.9:80", "10.0.0.9"},
+		{"dead gateway", "192.0.2.1:443", "10.0.0.254"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t, gvisorlink.Config{}, Options{Frames: frames.Options{Cache: frames.CacheConfig{Retry: 50 * time.Millisecond}}})
+			if err := p.s.Configure(Config{Addr: ourAddr, Gateway: netip.MustParseAddr("10.0.0.254")}); err != nil {
+				t.Fatal(err)
+			}
+			// The context outlives the ARP tries by far: the error must
+			// come from the resolution, not from the deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := p.s.DialContext(ctx, "tcp", tc.addr)
+			if !errors.Is(err, syscall.EHOSTUNREACH) || !strings.Contains(err.Error(), "no ARP reply from "+tc.hop) {
+				t.Fatalf("dial %s: %v, want host unreachable naming %s", tc.addr, err, tc.hop)
+			}
+			if st := p.s.Demux().Stats(); st.TXUnresolved == 0 {
+				t.Fatalf("demux stats %+v: nothing counted as unresolved", st)
+			}
+		})
+	}
+}
+
 func TestDeadlines(t *testing.T) {
 	p := newPair(t, gvisorlink.Config{}, Options{SendBuffer: 64 << 10})
 	ln := p.listen(t, 7)

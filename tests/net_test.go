@@ -66,61 +66,65 @@ func TestNetHTTPS(t *testing.T) {
 	}
 }
 
-// TestNetUnknownCA trusts only an unrelated CA: the handshake must fail
-// with an error that says the certificate is not trusted.
-func TestNetUnknownCA(t *testing.T) {
-	for _, arch := range arches {
-		t.Run(arch, func(t *testing.T) {
-			b := bed.New(t, bed.Options{})
-			text, res := runNetcheck(t, b, arch, netcheckPlan(string(b.Certs.OtherCAPEM)), "netcheck="+b.FileHTTPSURL(bed.RandomFile))
-			if res.Status == 0 {
-				t.Fatal("netcheck succeeded against an untrusted CA")
-			}
-			for _, want := range []string{"certificate signed by unknown authority", "not trusted", "returning to the firmware"} {
-				if !strings.Contains(text, want) {
-					t.Errorf("console lacks %q", want)
-				}
-			}
-		})
-	}
-}
-
-// TestNetWrongName connects to a server whose certificate names another
-// host.
-func TestNetWrongName(t *testing.T) {
-	for _, arch := range arches {
-		t.Run(arch, func(t *testing.T) {
-			b := bed.New(t, bed.Options{})
-			url := fmt.Sprintf("https://%s:%d/%s", b.ServerName(), bed.WrongNamePort, bed.RandomFile)
-			text, res := runNetcheck(t, b, arch, netcheckPlan(string(b.Certs.CAPEM)), "netcheck="+url)
-			if res.Status == 0 {
-				t.Fatal("netcheck succeeded against a certificate for another name")
-			}
-			for _, want := range []string{"certificate is valid for", "registry.test", "returning to the firmware"} {
-				if !strings.Contains(text, want) {
-					t.Errorf("console lacks %q", want)
-				}
-			}
-		})
-	}
-}
-
-// TestNetNoDHCP runs with DNS but no DHCP server: the loader must end in
-// the DHCP timeout message, not hang.
-func TestNetNoDHCP(t *testing.T) {
-	for _, arch := range arches {
-		t.Run(arch, func(t *testing.T) {
-			b := bed.New(t, bed.Options{NoDHCP: true})
+// TestNetFailures runs netcheck where it must fail, and checks that the
+// console says why in words an operator can act on.
+func TestNetFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		opts bed.Options
+		plan func(b *bed.Bed) *plan.Plan
+		url  func(b *bed.Bed) string
+		want []string
+	}{{
+		// Only an unrelated CA is trusted.
+		name: "unknown-ca",
+		plan: func(b *bed.Bed) *plan.Plan { return netcheckPlan(string(b.Certs.OtherCAPEM)) },
+		url:  func(b *bed.Bed) string { return b.FileHTTPSURL(bed.RandomFile) },
+		want: []string{"certificate signed by unknown authority", "not trusted"},
+	}, {
+		// The server's certificate names another host.
+		name: "wrong-name",
+		url: func(b *bed.Bed) string {
+			return fmt.Sprintf("https://%s:%d/%s", b.ServerName(), bed.WrongNamePort, bed.RandomFile)
+		},
+		want: []string{"certificate is valid for", "registry.test"},
+	}, {
+		// DNS but no DHCP server: the DHCP timeout must end it, not a hang.
+		name: "no-dhcp",
+		opts: bed.Options{NoDHCP: true},
+		plan: func(b *bed.Bed) *plan.Plan {
 			p := netcheckPlan(string(b.Certs.CAPEM))
 			p.Timeout = plan.Duration(12 * time.Second)
-			text, res := runNetcheck(t, b, arch, p, "netcheck="+b.FileHTTPSURL(bed.RandomFile))
-			if !res.Exited || res.Status == 0 {
-				t.Fatalf("want a failure exit, got %s", res.Reason)
-			}
-			for _, want := range []string{"dhcp: no answer from any DHCP server after", "returning to the firmware"} {
-				if !strings.Contains(text, want) {
-					t.Errorf("console lacks %q", want)
-				}
+			return p
+		},
+		url:  func(b *bed.Bed) string { return b.FileHTTPSURL(bed.RandomFile) },
+		want: []string{"dhcp: no answer from any DHCP server after"},
+	}, {
+		// An on-link address outside the DHCP range that nobody owns: the
+		// connect fails when ARP gives up, not when the dial times out.
+		name: "dead-host",
+		url:  func(b *bed.Bed) string { return "https://10.77.0.9/" + bed.RandomFile },
+		want: []string{"no ARP reply from 10.77.0.9 (host unreachable)"},
+	}}
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					b := bed.New(t, c.opts)
+					p := netcheckPlan(string(b.Certs.CAPEM))
+					if c.plan != nil {
+						p = c.plan(b)
+					}
+					text, res := runNetcheck(t, b, arch, p, "netcheck="+c.url(b))
+					if !res.Exited || res.Status == 0 {
+						t.Fatalf("netcheck did not fail with an exit status: %s", res.Reason)
+					}
+					for _, want := range append(c.want, "returning to the firmware") {
+						if !strings.Contains(text, want) {
+							t.Errorf("console lacks %q", want)
+						}
+					}
+				})
 			}
 		})
 	}

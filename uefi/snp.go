@@ -82,6 +82,9 @@ func (s *SNP) Close() error { return CloseProtocol(s.Handle, &SimpleNetworkProto
 // Mode is the interface's current mode, which the firmware updates in place.
 func (s *SNP) Mode() *SimpleNetworkMode { return at[SimpleNetworkMode](s.p.Mode) }
 
+// call is Call for SNP functions, with the same rule for pointers.
+//
+//go:uintptrescapes
 func (s *SNP) call(what string, fn uintptr, args ...uintptr) error {
 	if err := Call(fn, append([]uintptr{s.addr}, args...)...).Err(); err != nil {
 		return fmt.Errorf("uefi: SNP %s: %w", what, err)

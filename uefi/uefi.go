@@ -156,6 +156,13 @@ func ImageHandle() Handle { return Handle(efirt.ImageHandle()) }
 type Handle uintptr
 
 // Call calls a firmware function and returns its status.
+//
+// Pointers passed as uintptr(unsafe.Pointer(&x)) right in the call move x
+// to the heap (go:uintptrescapes): a goroutine stack can be moved or
+// shrunk at any function prologue before the call reaches the firmware,
+// and the firmware would then write into a stack that is no longer there.
+//
+//go:uintptrescapes
 func Call(fn uintptr, args ...uintptr) Status { return Status(efirt.Call(fn, args...)) }
 
 // Memory returns the n bytes at addr, firmware-owned memory such as pages

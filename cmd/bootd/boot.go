@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func fetch(ctx context.Context, log *observe.Logger, tl *observe.Timeline, pl *p
 		ca = append(ca, c...)
 		ca = append(ca, '\n')
 	}
-	hc, err := services.NewHTTPClient(pl.stack.DialContext, services.HTTPConfig{CACerts: ca, OnlyCACerts: t.OnlyCA})
+	hc, err := pl.httpClient(services.HTTPConfig{CACerts: ca, OnlyCACerts: t.OnlyCA})
 	if err != nil {
 		return nil, fail("setting up HTTPS", err, "the plan's CA certificates")
 	}
@@ -174,6 +175,11 @@ func logMemory(log *observe.Logger, set *oci.BootSet) {
 	if set.Initrd != nil {
 		payload += int64(len(set.Initrd.Bytes()))
 	}
-	log.Logf("bootd: memory: runtime peak %s, held %s; payload %s in firmware pages (peak=%d held=%d payload=%d bytes)",
-		observe.FormatBytes(peak), observe.FormatBytes(held), observe.FormatBytes(payload), peak, held, payload)
+	// The Go heap's share says whether growth is live data or garbage the
+	// collector has not reached yet.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	log.Logf("bootd: memory: runtime peak %s, held %s (Go heap %s allocated of %s, %d GCs); payload %s in firmware pages (peak=%d held=%d payload=%d bytes)",
+		observe.FormatBytes(peak), observe.FormatBytes(held), observe.FormatBytes(int64(ms.HeapAlloc)), observe.FormatBytes(int64(ms.HeapSys)),
+		ms.NumGC, observe.FormatBytes(payload), peak, held, payload)
 }

@@ -55,7 +55,7 @@ func netcheck(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, url, sum 
 	if len(p.Targets) > 0 {
 		ca, only = []byte(strings.Join(p.Targets[0].CA, "\n")), p.Targets[0].OnlyCA
 	}
-	hc, err := services.NewHTTPClient(pl.stack.DialContext, services.HTTPConfig{CACerts: ca, OnlyCACerts: only})
+	hc, err := pl.httpClient(services.HTTPConfig{CACerts: ca, OnlyCACerts: only})
 	if err != nil {
 		reportFailure(log, fail("setting up HTTPS", err, "the plan's CA certificates"), "returning to the firmware")
 		return 1

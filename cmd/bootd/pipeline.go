@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 const teardownDeadline = 2 * time.Second
 
 // pipeline is the running network: the supervisor with its actors, the
-// stack and the lease it was configured with.
+// stack and the lease it was configured with, and the HTTP clients made
+// over it.
 type pipeline struct {
 	sup      *actors.Supervisor
 	dev      nic.Device
@@ -26,7 +28,19 @@ type pipeline struct {
 	lease    services.Lease
 	resolver *services.Resolver
 	sampler  *observe.Sampler
+	clients  []*http.Client
 	stopped  bool
+}
+
+// httpClient returns an HTTP client that dials through the pipeline's
+// stack; stop closes its idle connections.
+func (pl *pipeline) httpClient(cfg services.HTTPConfig) (*http.Client, error) {
+	hc, err := services.NewHTTPClient(pl.stack.DialContext, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pl.clients = append(pl.clients, hc)
+	return hc, nil
 }
 
 // startPipeline brings the network up: NIC, frames and IP actors, then DHCP
@@ -145,6 +159,12 @@ func (pl *pipeline) stop(log *observe.Logger) {
 		return
 	}
 	pl.stopped = true
+	// Idle keep-alive connections would otherwise keep their transport's
+	// goroutines, buffers and TCP rings until the stack's end reaches them.
+	for _, hc := range pl.clients {
+		hc.CloseIdleConnections()
+	}
+	pl.clients = nil
 	for _, r := range pl.sup.Stop(time.Now().Add(teardownDeadline)) {
 		if r.Stuck {
 			log.Warnf("bootd: actor %s did not stop within %v", r.Name, teardownDeadline)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/ociboot/ociboot/oci"
@@ -27,10 +26,7 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(fs.Output(), "usage: ociboot inspect [flags] REF\n\nPrints the platforms, boot format, files with sizes and digests, command line\nand signature status of a boot artifact or image.")
 		fs.PrintDefaults()
 	}
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		args = append(args[1:], args[0])
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseRefFirst(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {

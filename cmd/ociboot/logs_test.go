@@ -73,7 +73,9 @@ func TestLogs(t *testing.T) {
 	// init refuses to overwrite a file that is not a scratch disk, and
 	// logs refuses to read one.
 	other := filepath.Join(dir, "disk.img")
-	os.WriteFile(other, bytes.Repeat([]byte{0xab}, 8192), 0o644)
+	if err := os.WriteFile(other, bytes.Repeat([]byte{0xab}, 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	errb.Reset()
 	if code := runLogs([]string{"init", other}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "not overwriting") {
 		t.Errorf("init over a foreign file: %d %q", code, errb.String())

@@ -1,9 +1,14 @@
-// Command ociboot is the host side of ociboot: it builds Go programs into
-// EFI applications that run on efirt and boots them under QEMU.
+// Command ociboot is the host side of ociboot: it builds Go programs (the
+// loader, cmd/bootd, by default) into EFI applications that run on efirt,
+// boots them under QEMU, publishes and inspects boot artifacts in OCI
+// registries, and reads the log the loader leaves on a scratch disk.
 //
-//	ociboot build [-arch amd64] [-o FILE] [PACKAGE]
+//	ociboot build [-arch amd64] [-o FILE] [-plan FILE] [PACKAGE]
 //	ociboot run [-arch amd64] [-timeout DURATION] [-firmware PATH] FILE.efi [ARGS...]
 //	ociboot vet [-arch amd64] PACKAGE...
+//	ociboot demo | logs | push | inspect | sign ...
+//
+// 'ociboot <command> -h' prints each command's flags.
 package main
 
 import (

@@ -59,16 +59,19 @@ func TestPushInspectSign(t *testing.T) {
 	t.Cleanup(srv.Close)
 	host := srv.Listener.Addr().String()
 	dir := t.TempDir()
-	cfgDir := filepath.Join(dir, "docker")
-	os.MkdirAll(cfgDir, 0o700)
-	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(fmt.Sprintf(`{"auths":{"%s":{"auth":"%s"}}}`, host, base64.StdEncoding.EncodeToString([]byte("dave:secret")))), 0o600)
-	t.Setenv("DOCKER_CONFIG", cfgDir)
-
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
-		os.WriteFile(p, data, 0o644)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		return p
 	}
+	cfg := write("docker/config.json", []byte(fmt.Sprintf(`{"auths":{"%s":{"auth":"%s"}}}`, host, base64.StdEncoding.EncodeToString([]byte("dave:secret")))))
+	t.Setenv("DOCKER_CONFIG", filepath.Dir(cfg))
+
 	kAMD := write("vmlinuz-amd64", peKernel(0x8664, 100_000, 1))
 	kARM := write("Image-arm64", peKernel(0xaa64, 90_000, 2))
 	rd1 := write("rd1", []byte("one;"))

@@ -17,6 +17,15 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
+// parseRefFirst parses args with fs, letting the REF argument come before
+// the flags as well as after them (flag stops at the first non-flag).
+func parseRefFirst(fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		args = append(append([]string(nil), args[1:]...), args[0])
+	}
+	return fs.Parse(args)
+}
+
 // registryFlags are the connection flags push, inspect and sign share.
 type registryFlags struct {
 	plainHTTP    bool
@@ -154,10 +163,7 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), pushUsage, "\n"); fs.PrintDefaults() }
 
 	// The reference may come first, with the flags after it.
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		args = append(args[1:], args[0])
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseRefFirst(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || len(g.groups) == 0 {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/ociboot/ociboot/oci"
 	"github.com/ociboot/ociboot/oci/publish"
@@ -23,10 +22,7 @@ func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(fs.Output(), "usage: ociboot sign --key KEY.pem [flags] REF\n\nSigns what REF names (an index as a whole) the way cosign's keyed signing does,\nunder the sha256-<hex>.sig tag. No transparency log entry is made.")
 		fs.PrintDefaults()
 	}
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		args = append(args[1:], args[0])
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseRefFirst(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || *keyFile == "" {

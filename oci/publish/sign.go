@@ -51,22 +51,10 @@ func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
 
 // SimpleSigningPayload is what cosign signs for subject in repository name.
 func SimpleSigningPayload(name string, subject digest.Digest) []byte {
-	var p struct {
-		Critical struct {
-			Identity struct {
-				DockerReference string `json:"docker-reference"`
-			} `json:"identity"`
-			Image struct {
-				DockerManifestDigest string `json:"docker-manifest-digest"`
-			} `json:"image"`
-			Type string `json:"type"`
-		} `json:"critical"`
-		Optional any `json:"optional"`
+	out, err := json.Marshal(oci.NewSimpleSigning(name, subject))
+	if err != nil {
+		panic(err) // strings only: cannot fail
 	}
-	p.Critical.Identity.DockerReference = name
-	p.Critical.Image.DockerManifestDigest = subject.String()
-	p.Critical.Type = oci.CosignSignatureType
-	out, _ := json.Marshal(p)
 	return out
 }
 
