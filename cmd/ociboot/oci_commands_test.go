@@ -12,15 +12,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/ociboot/ociboot/oci/ocitest"
+
 	"github.com/ociboot/ociboot/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -46,18 +44,8 @@ func run(t *testing.T, cmd func(context.Context, []string, io.Writer, io.Writer)
 }
 
 func TestPushInspectSign(t *testing.T) {
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	// Basic auth in front, credentials from a docker config file.
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != "dave" || p != "secret" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := srv.Listener.Addr().String()
+	host := ocitest.BasicAuthRegistry(t, "dave", "secret")
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)

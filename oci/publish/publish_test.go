@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ociboot/ociboot/oci/ocitest"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -355,17 +357,8 @@ func TestSignedPayloadForAnotherDigest(t *testing.T) {
 }
 
 func TestDockerConfigCredentials(t *testing.T) {
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != "carol" || p != "pa:ss" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := srv.Listener.Addr().String()
+	// Basic auth in front, credentials from a docker config file.
+	host := ocitest.BasicAuthRegistry(t, "carol", "pa:ss")
 	dir := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", dir)
 	cfgJSON := fmt.Sprintf(`{"auths":{"%s":{"auth":"%s"},"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}`,
