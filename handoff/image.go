@@ -10,16 +10,23 @@ import (
 
 // Image is a program loaded by the firmware and not yet started.
 type Image struct {
-	h       uefi.Handle
-	options []uint16 // kept alive: the firmware points into it
-	initrd  *initrd
-	Machine uint16 // PE machine of the image
+	h        uefi.Handle
+	options  []uint16 // kept alive: the firmware points into it
+	initrd   *initrd
+	dev      uefi.Handle     // carries the image's memory-mapped device path
+	devPath  []byte          // kept alive: installed on dev
+	devProto *loadFile2Proto // kept alive: installed on dev
+	Machine  uint16          // PE machine of the image
 }
 
 // Load hands kernel (a PE image, or a gzip'd one) to the firmware's
 // LoadImage and sets cmdline as its load options. kernel must not move:
 // memory from the firmware, or Go memory the caller keeps.
 func Load(kernel []byte, cmdline string) (*Image, error) {
+	// The device path and the handle behind it describe the bytes as
+	// fetched (they outlive LoadImage); the firmware loads the PE image.
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(kernel)))
+	fetched := len(kernel)
 	if isGzip(kernel) {
 		inflated, err := Inflate(kernel, allocPages)
 		if inflated != nil {
@@ -35,19 +42,31 @@ func Load(kernel []byte, cmdline string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(kernel)))
-	h, err := uefi.LoadImage(kernel, uefi.MemoryMappedPath(addr, len(kernel)))
+	img := &Image{Machine: m, devPath: uefi.MemoryMappedPath(addr, fetched),
+		devProto: &loadFile2Proto{loadFile: loadFile2Addr(), data: addr, size: uintptr(fetched)}}
+	// The firmware makes the handle that serves the image's path (through
+	// LoadFile2, here over the same bytes) the image's DeviceHandle:
+	// programs that look at their own device (the EDK2 shell does, and a
+	// DEBUG build asserts on NULL) find one.
+	if err := uefi.InstallProtocols(&img.dev,
+		uintptr(unsafe.Pointer(&uefi.DevicePathProtocolGUID)), uintptr(unsafe.Pointer(&img.devPath[0])),
+		uintptr(unsafe.Pointer(&uefi.LoadFile2ProtocolGUID)), uintptr(unsafe.Pointer(img.devProto))); err != nil {
+		return nil, fmt.Errorf("handoff: a device handle for the image: %w", err)
+	}
+	h, err := uefi.LoadImage(kernel, img.devPath)
 	if err != nil {
+		img.removeDevice()
 		if errors.Is(err, uefi.SecurityViolation) {
 			return nil, fmt.Errorf("handoff: the firmware's Secure Boot policy refused the image: %w", err)
 		}
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	img := &Image{h: h, Machine: m}
+	img.h = h
 	if cmdline != "" {
 		li, err := uefi.OpenLoadedImage(h)
 		if err != nil {
 			uefi.UnloadImage(h)
+			img.removeDevice()
 			return nil, fmt.Errorf("handoff: setting the command line: %w", err)
 		}
 		img.options = append(uefi.UCS2(cmdline), 0)
@@ -75,6 +94,7 @@ func (img *Image) Start() (exitData string, err error) {
 	st, data := uefi.StartImage(img.h)
 	img.h = 0 // the firmware unloads an image that returned
 	img.removeInitrd()
+	img.removeDevice()
 	// A warning is not EFI_SUCCESS either: a program's non-zero exit code
 	// (the EFI shell's "exit 3") arrives as one, and the caller must see it.
 	if st != uefi.Success {
@@ -86,12 +106,23 @@ func (img *Image) Start() (exitData string, err error) {
 // Unload gives up an image that will not be started.
 func (img *Image) Unload() error {
 	img.removeInitrd()
+	img.removeDevice()
 	if img.h == 0 {
 		return nil
 	}
 	err := uefi.UnloadImage(img.h)
 	img.h = 0
 	return err
+}
+
+// removeDevice uninstalls the image's device handle.
+func (img *Image) removeDevice() {
+	if img.dev != 0 {
+		uefi.UninstallProtocols(img.dev,
+			uintptr(unsafe.Pointer(&uefi.DevicePathProtocolGUID)), uintptr(unsafe.Pointer(&img.devPath[0])),
+			uintptr(unsafe.Pointer(&uefi.LoadFile2ProtocolGUID)), uintptr(unsafe.Pointer(img.devProto)))
+		img.dev = 0
+	}
 }
 
 func (img *Image) removeInitrd() {
