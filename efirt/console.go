@@ -26,6 +26,9 @@ func sysReadFD(fd, buf, n uintptr) uintptr {
 }
 
 func conWrite(p []byte) {
+	if archConWrite(p) {
+		return
+	}
 	out := peek(systemTable + stConOut)
 	if out == 0 {
 		return

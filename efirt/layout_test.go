@@ -108,7 +108,7 @@ func TestLayoutMatchesAssemblyArm64(t *testing.T) {
 }
 
 // kernelArches are the architectures efirt has a machine layer for.
-var kernelArches = []string{"amd64", "arm64"}
+var kernelArches = []string{"amd64", "arm64", "loong64", "riscv64"}
 
 // buildKernelProbe links a program that imports efirt (as the build
 // injects it) for arch and returns its path.

@@ -12,8 +12,10 @@ import (
 
 // bootName is the removable-media boot path the firmware loads by default.
 var bootName = map[string]string{
-	"amd64": "BOOTX64",
-	"arm64": "BOOTAA64",
+	"amd64":   "BOOTX64",
+	"arm64":   "BOOTAA64",
+	"loong64": "BOOTLOONGARCH64",
+	"riscv64": "BOOTRISCV64",
 }
 
 // encodeArgs renders program arguments as the .ARG file: each argument

@@ -419,7 +419,9 @@ var archFirmwares = map[string]archFirmware{
 	// Trixie splits AAVMF into secure-boot and plain builds; the plain one
 	// starts an unsigned loader without enrolled keys either way, and is
 	// the one FACTS.md measured.
-	"arm64": {pkg: "qemu-efi-aarch64", dir: "usr/share/AAVMF", code: "AAVMF_CODE.no-secboot.fd", vars: "AAVMF_VARS.fd", sysCode: "AAVMF_CODE.fd"},
+	"arm64":   {pkg: "qemu-efi-aarch64", dir: "usr/share/AAVMF", code: "AAVMF_CODE.no-secboot.fd", vars: "AAVMF_VARS.fd", sysCode: "AAVMF_CODE.fd"},
+	"riscv64": {pkg: "qemu-efi-riscv64", dir: "usr/share/qemu-efi-riscv64", code: "RISCV_VIRT_CODE.fd", vars: "RISCV_VIRT_VARS.fd"},
+	"loong64": {pkg: "qemu-efi-loongarch64", dir: "usr/share/qemu-efi-loongarch64", code: "QEMU_EFI.fd", vars: "QEMU_VARS.fd"},
 }
 
 // findArchFirmware returns trixie's firmware for arch from the package

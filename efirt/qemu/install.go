@@ -20,10 +20,19 @@ import (
 var qemuPackage = map[string]struct{ binary, pkg string }{
 	"amd64": {"qemu-system-x86_64", "qemu-system-x86"},
 	"arm64": {"qemu-system-aarch64", "qemu-system-arm"},
+	// loong64 runs trixie's QEMU from the cache (loong64.go); this names
+	// the binary only.
+	"loong64": {loongQEMU, "qemu-system-misc"},
+	"riscv64": {"qemu-system-riscv64", "qemu-system-misc"},
 }
 
 func errUnsupportedArch(arch string) error {
-	return fmt.Errorf("qemu: arch %q is not supported yet (only amd64 and arm64)", arch)
+	have := make([]string, 0, len(qemuPackage))
+	for a := range qemuPackage {
+		have = append(have, a)
+	}
+	slices.Sort(have)
+	return fmt.Errorf("qemu: arch %q is not supported yet (have %s)", arch, strings.Join(have, ", "))
 }
 
 func archOf(cfg Config) string {
@@ -47,6 +56,9 @@ func cacheDir() (string, error) { return build.CacheDir() }
 // Debian package when missing and running as root.
 func FindQEMU(cfg Config) (string, error) {
 	arch := archOf(cfg)
+	if arch == "loong64" {
+		return loong64QEMU(cfg)
+	}
 	q, ok := qemuPackage[arch]
 	if !ok {
 		return "", errUnsupportedArch(arch)

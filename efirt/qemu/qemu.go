@@ -25,7 +25,7 @@ const (
 
 // Config says how to run the machine. The zero value is usable.
 type Config struct {
-	Arch      string        // GOARCH: "amd64" (the default) or "arm64"
+	Arch      string        // GOARCH: "amd64" (the default), "arm64", "riscv64" or "loong64"
 	Firmware  string        // path to the firmware code image (e.g. OVMF_CODE_4M.fd); "" = find or install
 	Timeout   time.Duration // 0 = 5 minutes
 	MemoryMiB int           // 0 = 2048
@@ -163,7 +163,12 @@ var machineArgs = map[string][]string{
 	"amd64":   {"-M", "q35", "-cpu", "max"},
 	"arm64":   {"-M", "virt", "-cpu", "max,pauth-impdef=on"},
 	"loong64": {"-M", "virt", "-cpu", "la464"},
+	"riscv64": {"-M", "virt", "-cpu", "rv64"},
 }
+
+// archFirmwareArgs map the firmware into machines that cannot take it as
+// pflash (riscv64.go); every other arch gets the two pflash drives.
+var archFirmwareArgs = map[string]func(code, vars string) []string{}
 
 // commandLine returns QEMU's arguments.
 func commandLine(cfg Config, code, vars, esp string) []string {
@@ -173,7 +178,7 @@ func commandLine(cfg Config, code, vars, esp string) []string {
 		"-accel", "tcg",
 	}
 	args = append(args, machineArgs[archOf(cfg)]...)
-	return append(args,
+	args = append(args,
 		"-m", strconv.Itoa(cfg.MemoryMiB),
 		"-smp", "1",
 		// Only the devices below: the ESP is then the only boot device,
@@ -185,8 +190,15 @@ func commandLine(cfg Config, code, vars, esp string) []string {
 		// A reset or triple fault ends the run instead of looping.
 		"-no-reboot",
 		"-boot", "menu=on,splash-time=0",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optValue(code),
-		"-drive", "if=pflash,format=raw,unit=1,file="+optValue(vars),
+	)
+	if f, ok := archFirmwareArgs[archOf(cfg)]; ok {
+		args = append(args, f(code, vars)...)
+	} else {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optValue(code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+optValue(vars))
+	}
+	return append(args,
 		"-drive", "if=virtio,format=raw,file=fat:rw:"+optValue(esp),
 		"-device", "virtio-rng-pci",
 		"-nic", "none",
