@@ -23,21 +23,12 @@ var efiShell = map[string][2]string{
 	"riscv64": {"efi-shell-riscv64", "usr/share/efi-shell-riscv64/shellriscv64.efi"},
 }
 
-// shellNeedsDeviceHandle are the arches whose trixie shell is a DEBUG build
-// that ASSERTs at start-up (Shell.c(516), Invalid Parameter) when its
-// LoadedImage.DeviceHandle is NULL, as it is for an image bootd loads from
-// a bare memory-mapped device path; the other arches' release builds carry
-// on. TestChainLoad leaves them out until handoff gives the loaded image a
-// device handle (install the memory-mapped path on a handle of its own
-// before LoadImage).
-var shellNeedsDeviceHandle = map[string]bool{"loong64": true}
-
 // chainMarker is what the chain-loaded shell echoes.
 const chainMarker = "ociboot-chain: shell ran"
 
-// TestChainee runs tests/chainee, the Go program meant as bootd's child
-// once nested efirt runtimes work, on its own: it reports its load options
-// and exits with the status they name.
+// TestChainee runs tests/chainee, the Go program TestGoChainLoad has bootd
+// chain-load, on its own: it reports its load options and exits with the
+// status they name.
 func TestChainee(t *testing.T) {
 	for _, arch := range arches {
 		t.Run(arch, func(t *testing.T) {
@@ -70,9 +61,6 @@ const chaineeMarker = "ociboot-chainee:"
 // efirt nested inside bootd's.
 func TestChainLoad(t *testing.T) {
 	for _, arch := range arches {
-		if shellNeedsDeviceHandle[arch] {
-			continue // see shellNeedsDeviceHandle
-		}
 		t.Run(arch, func(t *testing.T) {
 			b := bed.New(t, bed.Options{Registry: true})
 			sh := efiShell[arch]
