@@ -71,8 +71,10 @@ func dispatch(fp uintptr) {
 		r = mmap(a1, a2, a3, a4, a5)
 	case sysMunmap:
 		r = munmap(a1, a2)
-	case sysMprotect, sysMadvise:
-		r = 0 // all memory is read-write-execute; advice changes nothing
+	case sysMprotect:
+		r = 0 // all memory is read-write-execute
+	case sysMadvise:
+		r = madvise(a1, a2, a3)
 	case sysBrk:
 		r = 0
 	case sysMincore:

@@ -11,6 +11,7 @@ const (
 	mapFixed      = 0x10
 	mapAnonymous  = 0x20
 	mapFixedNoRep = 0x100000
+	madvDontneed  = 4
 )
 
 type allocation struct{ base, pages uintptr }
@@ -134,4 +135,29 @@ func freeAll() {
 	}
 	nAllocs = 0
 	memPages = 0
+}
+
+// madvise honours MADV_DONTNEED as Linux does for private anonymous memory:
+// the range reads as zero afterwards. The runtime's scavenger releases free
+// heap pages with it and, trusting the zero fill, reuses fully scavenged
+// pages without clearing them (go1.26 mheap.initSpan with
+// needZeroAfterSysUnused false); stale bytes there would become the
+// contents of new objects. Other advice (MADV_FREE, huge-page hints,
+// MADV_COLLAPSE) promises nothing about the contents and changes nothing.
+func madvise(addr, length, advice uintptr) uintptr {
+	if addr%pageSize != 0 {
+		return errno(einval)
+	}
+	if advice != madvDontneed || length == 0 {
+		return 0
+	}
+	end := addr + (length+pageSize-1)/pageSize*pageSize
+	for i := 0; i < nAllocs; i++ {
+		a := allocs[i]
+		lo, hi := max(addr, a.base), min(end, a.base+a.pages*pageSize)
+		if lo < hi {
+			clear(bytesAt(lo, hi-lo))
+		}
+	}
+	return 0
 }

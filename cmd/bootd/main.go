@@ -53,6 +53,11 @@ func main() {
 			next = fmt.Sprintf("trying the next target, %q", targets[i+1].Name)
 		}
 		log.Milestone("bootd: target %q: %s (%d of %d)", t.Name, t.Ref, i+1, len(targets))
+		if i > 0 {
+			// The last attempt's pipeline is garbage now: collect it before
+			// the next one allocates, so memory stays flat across targets.
+			runtime.GC()
+		}
 		err := attempt(log, tl, p, t, i == 0)
 		if err == nil {
 			log.Milestone("bootd: target %q returned successfully; %s", t.Name, next)
