@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ociboot/ociboot/efirt"
@@ -115,9 +117,16 @@ func fetchCause(err error) string {
 		return "the repository, tag or digest does not exist on the registry"
 	case errors.Is(err, oci.ErrPlatform):
 		return "the artifact has no variant for this machine's architecture"
-	case strings.Contains(err.Error(), "certificate"):
-		return "the registry's TLS certificate is not trusted (unknown CA or wrong name); add its CA to the plan"
-	case strings.Contains(err.Error(), "signature"):
+	case errors.As(err, new(x509.UnknownAuthorityError)), errors.As(err, new(x509.HostnameError)),
+		errors.As(err, new(x509.CertificateInvalidError)), errors.As(err, new(*tls.CertificateVerificationError)):
+		return "the registry's TLS certificate is not trusted (unknown CA, wrong name or expired); add its CA to the plan"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "the registry's host (or the gateway to it) does not answer ARP: it is down or not on this network"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the registry's host refused the connection: nothing listens on that port"
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return "the registry's host stopped answering"
+	case errors.Is(err, oci.ErrUnsigned), errors.Is(err, oci.ErrBadSignature):
 		return "the artifact's signature is missing or does not verify under the plan's policy"
 	}
 	return ""
