@@ -2,63 +2,8 @@ package efirt
 
 import "unsafe"
 
-// Linux system-call numbers for riscv64 (the generic table, as on arm64),
-// as the runtime and std issue them, plus riscv_hwprobe, which Go asks for
-// the CPU's extensions.
-const (
-	sysFaccessat       = 48
-	sysOpenat          = 56
-	sysClose           = 57
-	sysPipe2           = 59
-	sysRead            = 63
-	sysWrite           = 64
-	sysPread64         = 67
-	sysEventfd2        = 19
-	sysEpollCreate1    = 20
-	sysEpollCtl        = 21
-	sysEpollPwait      = 22
-	sysFcntl           = 25
-	sysIoctl           = 29
-	sysExit            = 93
-	sysExitGroup       = 94
-	sysFutex           = 98
-	sysNanosleep       = 101
-	sysSetitimer       = 103
-	sysTimerCreate     = 107
-	sysTimerSettime    = 110
-	sysTimerDelete     = 111
-	sysClockGettime    = 113
-	sysSchedGetaffin   = 123
-	sysSchedYield      = 124
-	sysKill            = 129
-	sysTkill           = 130
-	sysTgkill          = 131
-	sysSigaltstack     = 132
-	sysRtSigaction     = 134
-	sysRtSigprocmask   = 135
-	sysRtSigreturn     = 139
-	sysUname           = 160
-	sysPrctl           = 167
-	sysGetpid          = 172
-	sysGettid          = 178
-	sysBrk             = 214
-	sysMunmap          = 215
-	sysClone           = 220
-	sysMmap            = 222
-	sysMprotect        = 226
-	sysMincore         = 232
-	sysMadvise         = 233
-	sysRiscvHwprobe    = 258
-	sysPrlimit64       = 261
-	sysGetrandom       = 278
-	sysEpollPwait2     = 441
-	sysMaxKnown        = 512
-	sysFirmwareCall    = 0x0ef1 // efirt's own: Call from a goroutine
-	sysForeignCall     = 0x0ef2 // efirt's own: CallForeign
-	epollEventSize     = 16     // struct epoll_event is naturally aligned on riscv64
-	pageSize           = 4096
-	firmwareStackBytes = 256 << 10
-)
+// sysRiscvHwprobe is riscv_hwprobe, which Go asks for the CPU's extensions.
+const sysRiscvHwprobe = 258
 
 type frame = riscv64Frame
 
