@@ -54,3 +54,30 @@ func sigaltstack(ss, old uintptr) uintptr {
 	}
 	return 0
 }
+
+// signalFrame places a Linux signal frame for a handler with flags on
+// thread t, interrupted with stack pointer sp: the ucontext, with the
+// siginfo above it, 16-byte aligned, on the alternate stack when the
+// handler asks for it and t is not already on it, else 128 bytes below sp
+// (amd64's red zone; the other arches' Go prologues store below SP before
+// moving it). It fills siginfo and uc_stack; the caller fills the machine
+// context, which differs per arch.
+func signalFrame(t *thread, flags, sp, sig, code, addr uintptr) (uc, info uintptr) {
+	top := sp - 128
+	if flags&saOnstack != 0 && t.altFlags&ssDisable == 0 && t.altSize != 0 &&
+		!(sp > t.altSP && sp <= t.altSP+t.altSize) {
+		top = t.altSP + t.altSize
+	}
+	uc = (top - siSize - ucSize) &^ 15
+	info = uc + ucSize
+	clear(bytesAt(uc, ucSize+siSize))
+
+	poke32(info, uint32(sig))
+	poke32(info+8, uint32(code))
+	poke(info+16, addr)
+
+	poke(uc+ucStack, t.altSP)
+	poke32(uc+ucStack+8, uint32(t.altFlags))
+	poke(uc+ucStack+16, t.altSize)
+	return uc, info
+}

@@ -69,23 +69,8 @@ func exception(f *frame) {
 		kprint(" with no handler\n")
 		exitGroup(128 + int(sig))
 	}
-	top := f.rsp - 128 // below the red zone, as Linux does without an altstack
-	if act.flags&saOnstack != 0 && t.altFlags&ssDisable == 0 && t.altSize != 0 &&
-		!(f.rsp > t.altSP && f.rsp <= t.altSP+t.altSize) {
-		top = t.altSP + t.altSize
-	}
-	uc := (top - siSize - ucSize) &^ 15
-	info := uc + ucSize
+	uc, info := signalFrame(t, act.flags, f.rsp, sig, code, addr)
 	sp := uc - 8 // where the handler's return address goes
-	clear(bytesAt(uc, ucSize+siSize))
-
-	poke32(info, uint32(sig))
-	poke32(info+8, uint32(code))
-	poke(info+16, addr)
-
-	poke(uc+ucStack, t.altSP)
-	poke32(uc+ucStack+8, uint32(t.altFlags))
-	poke(uc+ucStack+16, t.altSize)
 	g := uc + ucMcontext
 	for i, v := range [...]uintptr{
 		gR8: f.r8, gR9: f.r9, gR10: f.r10, gR11: f.r11, gR12: f.r12, gR13: f.r13, gR14: f.r14, gR15: f.r15,

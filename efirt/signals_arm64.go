@@ -77,24 +77,7 @@ func exception(f *frame) {
 		kprint(" with no handler\n")
 		exitGroup(128 + int(sig))
 	}
-	// Go's arm64 code keeps the caller's frame pointer just below SP:
-	// leave room, as for amd64's red zone.
-	top := f.sp - 128
-	if act.flags&saOnstack != 0 && t.altFlags&ssDisable == 0 && t.altSize != 0 &&
-		!(f.sp > t.altSP && f.sp <= t.altSP+t.altSize) {
-		top = t.altSP + t.altSize
-	}
-	uc := (top - siSize - ucSize) &^ 15
-	info := uc + ucSize
-	clear(bytesAt(uc, ucSize+siSize))
-
-	poke32(info, uint32(sig))
-	poke32(info+8, uint32(code))
-	poke(info+16, addr)
-
-	poke(uc+ucStack, t.altSP)
-	poke32(uc+ucStack+8, uint32(t.altFlags))
-	poke(uc+ucStack+16, t.altSize)
+	uc, info := signalFrame(t, act.flags, f.sp, sig, code, addr)
 	mc := uc + ucMcontext
 	poke(mc+mcFault, f.far)
 	for i, v := range f.r {

@@ -77,22 +77,7 @@ func exception(f *frame) {
 		exitGroup(128 + int(sig))
 	}
 	sp := f.r[3]
-	top := sp - 128 // room below SP, as for amd64's red zone
-	if act.flags&saOnstack != 0 && t.altFlags&ssDisable == 0 && t.altSize != 0 &&
-		!(sp > t.altSP && sp <= t.altSP+t.altSize) {
-		top = t.altSP + t.altSize
-	}
-	uc := (top - siSize - ucSize) &^ 15
-	info := uc + ucSize
-	clear(bytesAt(uc, ucSize+siSize))
-
-	poke32(info, uint32(sig))
-	poke32(info+8, uint32(code))
-	poke(info+16, addr)
-
-	poke(uc+ucStack, t.altSP)
-	poke32(uc+ucStack+8, uint32(t.altFlags))
-	poke(uc+ucStack+16, t.altSize)
+	uc, info := signalFrame(t, act.flags, sp, sig, code, addr)
 	mc := uc + ucMcontext
 	poke(mc+mcPC, f.pc)
 	for i := 1; i < len(f.r); i++ {
