@@ -4,6 +4,7 @@
 
 GO      ?= go
 ARCH    ?= amd64
+ARCHES  := amd64 arm64 riscv64 loong64
 BIN     := bin
 OCIBOOT := $(BIN)/ociboot
 
@@ -64,7 +65,7 @@ fmt:
 
 vet: $(OCIBOOT)
 	$(GO) vet $(HOST_PKGS)
-	$(OCIBOOT) vet -arch $(ARCH) $(EFI_PKGS)
+	@set -e; for a in $(ARCHES); do echo "ociboot vet -arch $$a"; $(OCIBOOT) vet -arch $$a $(EFI_PKGS); done
 
 unit:
 	$(GO) test -count=1 $(filter-out %/tests,$(HOST_PKGS))
