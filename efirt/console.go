@@ -4,13 +4,17 @@ import "unsafe"
 
 // Console output goes to the firmware's ConOut, which OVMF and its kin
 // mirror to the serial port. Text is UTF-8 in, UCS-2 out, LF becomes CRLF.
+// Everything shown is also captured (exitlog.go); fd 1 is the program's
+// logger, which keeps its own copy, so its bytes are marked as such.
 
 var conBuf [256]uint16
 
 func sysWriteFD(fd, buf, n uintptr) uintptr {
 	switch {
 	case fd == 1 || fd == 2:
-		conWrite(bytesAt(buf, n))
+		p := bytesAt(buf, n)
+		captureCon(p, fd == 1)
+		conWrite(p)
 		return n
 	case isEventFD(fd):
 		return eventfdWrite(fd, buf, n)
@@ -74,7 +78,13 @@ func decodeRune(p []byte) (rune, int) {
 	return 0xfffd, 1
 }
 
-func kprint(s string) { conWrite(unsafe.Slice(unsafe.StringData(s), len(s))) }
+// kwrite prints the kernel's own text.
+func kwrite(p []byte) {
+	captureCon(p, false)
+	conWrite(p)
+}
+
+func kprint(s string) { kwrite(unsafe.Slice(unsafe.StringData(s), len(s))) }
 
 func kprintNum(v uint64) {
 	var b [20]byte
@@ -87,7 +97,7 @@ func kprintNum(v uint64) {
 			break
 		}
 	}
-	conWrite(b[i:])
+	kwrite(b[i:])
 }
 
 func kprintHex(v uint64) {
@@ -106,7 +116,7 @@ func kprintHex(v uint64) {
 	b[i] = 'x'
 	i--
 	b[i] = '0'
-	conWrite(b[i:])
+	kwrite(b[i:])
 }
 
 // fatal reports a kernel error and ends the program with status 255.

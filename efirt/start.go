@@ -297,7 +297,8 @@ func hasSuffixFold(b []byte, suffix string) bool {
 }
 
 // exitGroup ends the program: it prints the status for whoever watches the
-// console, returns every page to the firmware and exits the image.
+// console, saves the console's unsaved tail to the scratch disk the program
+// registered, returns every page to the firmware and exits the image.
 func exitGroup(status int) {
 	kprint("efirt: exit_group(")
 	if status < 0 {
@@ -307,6 +308,7 @@ func exitGroup(status int) {
 		kprintNum(uint64(status))
 	}
 	kprint(")\n")
+	writeExitText()
 	uninstallExceptions()
 	freeAll()
 	st := uintptr(efiSuccess)

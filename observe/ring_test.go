@@ -95,7 +95,7 @@ func TestRingRoundTripAndRuns(t *testing.T) {
 
 func TestRingWrapAround(t *testing.T) {
 	// 16 record units of 512 bytes: a few KiB of text wraps several times.
-	img, dev := scratch(t, 17*512, 0)
+	img, dev := scratch(t, 17*512+CrashAreaBytes, 0)
 	writeRun(t, dev, 30, "old")
 	want := writeRun(t, dev, 400, "new")
 	rec := recoverImage(t, img)
@@ -123,7 +123,7 @@ func TestRingWrapAround(t *testing.T) {
 func TestRingSequenceOrder(t *testing.T) {
 	// Records are placed by seq modulo the ring size, so the units on disk
 	// are out of order after a wrap; recovery must order by seq.
-	img, dev := scratch(t, 9*512, 0)
+	img, dev := scratch(t, 9*512+CrashAreaBytes, 0)
 	want := writeRun(t, dev, 60, "seq")
 	rec := recoverImage(t, img)
 	got := rec.Last().Text
@@ -199,10 +199,14 @@ func (d *recording) WriteBlocks(lba uint64, buf []byte) error {
 
 func TestRingRefusesForeignDisk(t *testing.T) {
 	for name, corrupt := range map[string]func(b []byte){
-		"zeros":       func(b []byte) { clear(b[:512]) },
-		"magic":       func(b []byte) { b[0] ^= 1 },
-		"checksum":    func(b []byte) { b[20] ^= 1 },
-		"version":     func(b []byte) { h := MarshalHeader(Header{512, 10, 1}); h[8] = 2; copy(b, h) },
+		"zeros":    func(b []byte) { clear(b[:512]) },
+		"magic":    func(b []byte) { b[0] ^= 1 },
+		"checksum": func(b []byte) { b[20] ^= 1 },
+		"version": func(b []byte) {
+			h := MarshalHeader(Header{UnitSize: 512, Units: 10, Generation: 1})
+			h[8] = 3
+			copy(b, h)
+		},
 		"unit size":   func(b []byte) { copy(b, MarshalHeader(Header{UnitSize: 1000, Units: 10})) },
 		"too big":     func(b []byte) { copy(b, MarshalHeader(Header{UnitSize: 512, Units: 1 << 20})) },
 		"an MBR disk": func(b []byte) { clear(b[:512]); b[510], b[511] = 0x55, 0xaa },
@@ -248,15 +252,15 @@ func TestRingUnitLargerThanBlock(t *testing.T) {
 }
 
 func TestFormatImageLimits(t *testing.T) {
-	img := &memImage{b: make([]byte, 4096)}
+	img := &memImage{b: make([]byte, 4096+CrashAreaBytes)}
 	if _, err := FormatImage(img, 1024, 512, 0); err == nil {
 		t.Error("a disk of one unit formatted")
 	}
 	if _, err := FormatImage(img, 4096, 700, 0); err == nil {
 		t.Error("unit size 700 accepted")
 	}
-	h, err := FormatImage(img, 4096+100, 512, 0)
-	if err != nil || h.Units != 7 {
+	h, err := FormatImage(img, 4096+CrashAreaBytes+100, 512, 0)
+	if err != nil || h.Units != 7 || h.CrashBytes() != CrashAreaBytes {
 		t.Errorf("4 KiB image: %d units, %v", h.Units, err)
 	}
 }

@@ -66,6 +66,13 @@ func OpenRing(dev BlockDevice) (*Ring, error) {
 			r.run = max(r.run, rec.run+1)
 		}
 	}
+	// A run that exited before its first flush left only its exit text:
+	// never reuse its number, or that text would pass for this run's.
+	if ex, _, err := readExit(devReader{r}, h); err != nil {
+		return nil, err
+	} else if ex != nil {
+		r.run = max(r.run, ex.run+1)
+	}
 	// Step over what the last boot's final, torn flush left, so the
 	// evidence survives until the ring comes round again.
 	for i := uint64(0); i < h.Units/2 && torn[r.seq%h.Units]; i++ {

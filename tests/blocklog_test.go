@@ -3,10 +3,12 @@ package tests
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,7 @@ import (
 )
 
 // programLog cuts the program's own log out of a run's console text: from
-// its first line (observe's notes come first) to the runtime's exit marker.
+// its first line (efirt's early notes, then observe's) to efirt's exit line.
 func programLog(t *testing.T, console string) string {
 	t.Helper()
 	i := strings.Index(console, "] observe: ")
@@ -28,11 +30,36 @@ func programLog(t *testing.T, console string) string {
 	return console[start:end]
 }
 
+// earlyNotes checks and cuts off the start of a recovered log: efirt's
+// notes from before the logger started (riscv64 sets the clock), which the
+// ring holds ahead of observe's lines. Each must be on the console, where
+// the firmware's terminal may have broken it at the screen's width.
+func earlyNotes(t *testing.T, log, console string) string {
+	t.Helper()
+	flat := strings.ReplaceAll(console, "\n", "")
+	for strings.HasPrefix(log, "efirt: ") {
+		line, rest, _ := strings.Cut(log, "\n")
+		if !strings.Contains(flat, line) {
+			t.Errorf("the ring's note %q is not on the console", line)
+		}
+		log = rest
+	}
+	return log
+}
+
+// acct is the number of the acct system call, which efirt does not serve.
+var acct = map[string]int{"amd64": 163, "arm64": 89, "riscv64": 89, "loong64": 89}
+
+// exitLine is efirt's last line for status n, which it saves as the exit
+// text after the ring's last flush.
+func exitLine(n int) string { return fmt.Sprintf("efirt: exit_group(%d)\n", n) }
+
 // TestBlockLog boots tests/blocklog with two extra disks: a scratch disk and
 // a disk of random bytes without the scratch header. The log recovered from
 // the scratch disk must equal what the serial console showed, the other disk
-// must come out unchanged, and the log of a failing run must be recovered by
-// `ociboot logs` with its error block.
+// must come out unchanged, the log of a failing run must be recovered by
+// `ociboot logs` with its error block, and a run that panics must leave its
+// log followed by the panic's text and efirt's exit line.
 var serialTeed = regexp.MustCompile(`observe: serial port 0 \(\d+ baud\) teed`)
 
 func TestBlockLog(t *testing.T) {
@@ -80,10 +107,14 @@ func TestBlockLog(t *testing.T) {
 				t.Fatal(err)
 			}
 			serial := programLog(t, res.Console)
-			if rec.Last() == nil || rec.Last().Text != serial || rec.Torn != 0 {
+			if rec.Last() == nil || earlyNotes(t, rec.Last().Text, res.Console) != serial || rec.Torn != 0 {
 				t.Errorf("ring text differs from the serial console's\nring:\n%v\nserial:\n%s", rec.Last(), serial)
 			}
-			for _, s := range []string{"boot timeline", "actor ", "blocklog: done", "serial port 0 is on ConOut already"} {
+			if rec.Last() != nil && (rec.Last().Exit != exitLine(0) || len(rec.Notes) != 0) {
+				t.Errorf("exit text %q, notes %q; want %q", rec.Last().Exit, rec.Notes, exitLine(0))
+			}
+			for _, s := range []string{"boot timeline", "actor ", "blocklog: done", "serial port 0 is on ConOut already",
+				"] blocklog: calling acct\nefirt: unsupported system call " + strconv.Itoa(acct[arch]) + " returns ENOSYS\n["} {
 				if !strings.Contains(serial, s) {
 					t.Errorf("log lacks %q", s)
 				}
@@ -101,7 +132,7 @@ func TestBlockLog(t *testing.T) {
 				t.Fatalf("ociboot logs: %v", err)
 			}
 			t.Logf("ociboot logs:\n%s", out)
-			if string(out) != programLog(t, res.Console) {
+			if earlyNotes(t, string(out), res.Console) != programLog(t, res.Console)+observe.ExitMarker+exitLine(1) {
 				t.Errorf("ociboot logs differs from the failing run's console:\n%s", programLog(t, res.Console))
 			}
 			for _, s := range []string{"ERROR ==== ociboot: boot failed ====", "ERROR what failed:  bringing up the NIC", "ERROR next:         back to the firmware"} {
@@ -111,6 +142,35 @@ func TestBlockLog(t *testing.T) {
 			}
 			if got, _ := os.ReadFile(other); !bytes.Equal(got, want) {
 				t.Error("the disk without the scratch header was written by the failing run")
+			}
+
+			// A goroutine panics: the runtime's crash text goes to fd 2
+			// and the program exits through exit_group(2) with no Go code
+			// left to flush the ring. efirt writes the console's tail.
+			res = run("panic")
+			if !res.Exited || res.Status != 2 {
+				t.Fatalf("panicking run: status %d (%s), want 2", res.Status, res.Reason)
+			}
+			out, err = exec.Command(ociboot, "logs", scratch).Output()
+			if err != nil {
+				t.Fatalf("ociboot logs: %v", err)
+			}
+			t.Logf("ociboot logs:\n%s", out)
+			log, exit, ok := strings.Cut(string(out), observe.ExitMarker)
+			console := programLog(t, res.Console) + exitLine(2)
+			if !ok || earlyNotes(t, log, res.Console)+exit != console {
+				t.Errorf("ociboot logs is not the panicking run's console with the exit text marked; console:\n%s", console)
+			}
+			for _, s := range []string{"blocklog: this line is logged but never flushed", "panic: assignment to entry in nil map", "\ngoroutine ", "main.main.func", exitLine(2)} {
+				if !strings.Contains(exit, s) {
+					t.Errorf("exit text lacks %q", s)
+				}
+			}
+			if !strings.Contains(log, "] blocklog: ring on disk") || strings.Contains(log, "panic:") {
+				t.Error("the ring's part of the log is not the flushed log")
+			}
+			if got, _ := os.ReadFile(other); !bytes.Equal(got, want) {
+				t.Error("the disk without the scratch header was written by the panicking run")
 			}
 
 			// Forced onto the serial port ConOut already uses, every line

@@ -17,7 +17,9 @@ const logsUsage = `usage: ociboot logs init [-size N] [-unit N] FILE
 
 init creates FILE as a scratch disk for the loader's log (a raw image: attach
 it to a machine as a disk). Without init, prints the log the loader left on
-the scratch disk FILE: the last boot's, or every boot's with -all.
+the scratch disk FILE: the last boot's, or every boot's with -all. A boot
+that exited (a panic, a failure) is followed by what the console showed
+after its log's last flush, under a marker line.
 `
 
 // cmdLogs is `ociboot logs`.
@@ -47,6 +49,9 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "ociboot logs: %s: %v\n", path, err)
 		return 1
+	}
+	for _, n := range rec.Notes {
+		fmt.Fprintf(stderr, "ociboot logs: %s\n", n)
 	}
 	if rec.Torn > 0 {
 		fmt.Fprintf(stderr, "ociboot logs: %d records were torn (a write cut short by a reset or power loss)\n", rec.Torn)

@@ -95,3 +95,55 @@ func TestLogs(t *testing.T) {
 		t.Error("old log survived re-init")
 	}
 }
+
+// TestLogsExitText: a boot that panicked leaves the console's tail in the
+// crash area; `ociboot logs` prints it after that boot's log, and a torn
+// crash area is reported and skipped.
+func TestLogsExitText(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "scratch.img")
+	if err := InitScratch(img, 256<<10, 512); err != nil {
+		t.Fatal(err)
+	}
+	log := bootOnce(t, img, []string{"about to crash"}, false)
+	panicText := "panic: boom\n\ngoroutine 9 [running]:\nmain.main.func1()\n\t/src/main.go:12 +0x1d\nefirt: exit_group(2)\n"
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := observe.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	area := b[h.CrashOffset() : h.CrashOffset()+int64(h.CrashBytes())]
+	observe.PutExit(area, h.Generation, 1, false, []byte(panicText))
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := runLogs([]string{img}, &out, &errb); code != 0 || out.String() != log+observe.ExitMarker+panicText || errb.Len() != 0 {
+		t.Errorf("logs: %d\n%s\nstderr %s", code, out.String(), errb.String())
+	}
+
+	// The next boot's log comes without the first boot's exit text.
+	second := bootOnce(t, img, []string{"second boot"}, false)
+	out.Reset()
+	if code := runLogs([]string{img}, &out, &errb); code != 0 || out.String() != second {
+		t.Errorf("second boot shown with an exit text:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runLogs([]string{"-all", img}, &out, &errb); code != 0 ||
+		out.String() != "==== boot 1 ====\n"+log+observe.ExitMarker+panicText+"==== boot 2 ====\n"+second {
+		t.Errorf("logs -all:\n%s", out.String())
+	}
+
+	// A torn crash area: the log alone, and a note.
+	b, _ = os.ReadFile(img)
+	b[h.CrashOffset()+observe.CrashHeader+1] ^= 0xff
+	os.WriteFile(img, b, 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := runLogs([]string{"-all", img}, &out, &errb); code != 0 || strings.Contains(out.String(), "panic: boom") ||
+		!strings.Contains(errb.String(), "crash area ignored: checksum mismatch") {
+		t.Errorf("torn crash area: %d\n%s\nstderr %s", code, out.String(), errb.String())
+	}
+}

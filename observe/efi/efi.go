@@ -2,6 +2,13 @@
 // serial ports that ConOut does not already reach, and the block-IO ring on
 // the first disk that carries ociboot's scratch header.
 //
+// The ring also receives what efirt printed itself (its notes, the
+// runtime's fd 2): efirt captures the console, and the ring's sink copies
+// the bytes that did not come through the logger before each write. The
+// crash area of the same disk is registered with efirt, which writes there
+// at exit what the console showed after the ring's last flush — the text
+// of a panic, which no Go code is left to log.
+//
 // The serial question: on OVMF and most servers ConOut already is the
 // serial port (a terminal driver on top of its Serial IO), so writing to
 // Serial IO as well would print everything twice. A port is therefore
@@ -16,6 +23,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ociboot/ociboot/efirt"
 	"github.com/ociboot/ociboot/observe"
 	"github.com/ociboot/ociboot/uefi"
 )
@@ -58,7 +66,10 @@ func Attach(l *observe.Logger, opts Options) Attached {
 		a.Serial, notes = attachSerial(l, opts.Serial)
 	}
 	if a.Ring != nil {
-		l.Attach(observe.Sink{Name: "ring", W: a.Ring})
+		l.Attach(observe.Sink{Name: "ring", W: &ringSink{r: a.Ring, buf: make([]byte, 512)}})
+		if err := registerExit(a.Ring, a.RingDisk); err != nil {
+			notes = append(notes, fmt.Sprintf("observe: a crash would not reach the scratch disk: %v", err))
+		}
 	}
 	for _, n := range notes {
 		l.Logf("%s", n)
@@ -108,6 +119,76 @@ func FindRing() (*observe.Ring, uefi.Handle, error) {
 		return nil, 0, errors.Join(errs...)
 	}
 	return nil, 0, nil
+}
+
+// registerExit gives efirt the ring's crash area for the exit text.
+func registerExit(r *observe.Ring, h uefi.Handle) error {
+	lba, blocks := r.CrashArea()
+	if blocks == 0 {
+		return errors.New("the disk has no crash area (format version 1; recreate it with ociboot logs init)")
+	}
+	iface, err := uefi.HandleProtocol(h, &uefi.BlockIoProtocolGUID)
+	if err != nil {
+		return err
+	}
+	dev, err := uefi.OpenBlockIo(h)
+	if err != nil {
+		return err
+	}
+	m := dev.Media()
+	return efirt.SetExitDisk(efirt.ExitDisk{
+		BlockIo: iface, MediaID: m.MediaID, BlockSize: m.BlockSize,
+		LBA: lba, Blocks: blocks,
+		Generation: r.Header().Generation, Run: r.Run(),
+	})
+}
+
+// ringSink is the ring as the logger's sink: before the logger's text it
+// appends what efirt printed since, so the ring keeps the console's order,
+// and after each flush it tells efirt how far the disk holds the console.
+type ringSink struct {
+	r   *observe.Ring
+	pos uint64 // efirt's console position copied up to
+	buf []byte
+}
+
+func (s *ringSink) Write(p []byte) (int, error) {
+	if err := s.drain(); err != nil {
+		return 0, err
+	}
+	return s.r.Write(p)
+}
+
+func (s *ringSink) Flush() error {
+	if err := s.drain(); err != nil {
+		return err
+	}
+	pos := efirt.ConsolePos()
+	if err := s.r.Flush(); err != nil {
+		return err
+	}
+	efirt.ConsoleSaved(pos)
+	return nil
+}
+
+// drain copies efirt's own console output into the ring.
+func (s *ringSink) drain() error {
+	for {
+		n, next, lost := efirt.ReadConsole(s.pos, s.buf)
+		s.pos = next
+		if lost > 0 {
+			note := fmt.Sprintf("[observe: %d bytes of efirt's console output were lost before reaching the ring]\n", lost)
+			if _, err := s.r.Write([]byte(note)); err != nil {
+				return err
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := s.r.Write(s.buf[:n]); err != nil {
+			return err
+		}
+	}
 }
 
 // attachSerial tees the log to the serial ports mode selects and returns

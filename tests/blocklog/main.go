@@ -4,7 +4,9 @@
 // a per-actor throughput table and a timeline, and exits. With the argument
 // "fail" it tries to bring up a NIC on a machine that has none and ends
 // with the final error block, as the loader does when a boot fails; with
-// "serial" it also writes to the serial port through Serial IO.
+// "serial" it also writes to the serial port through Serial IO; with
+// "panic" a goroutine panics after a few lines that were never flushed, so
+// only efirt's exit text can bring them and the panic to the scratch disk.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/ociboot/ociboot/actors"
@@ -40,6 +43,22 @@ func main() {
 		os.Exit(3)
 	}
 	l.Milestone("blocklog: ring on disk %#x, run %d", uintptr(a.RingDisk), a.Ring.Run())
+	// A system call efirt does not serve: efirt's note about it goes to
+	// the console by itself and must reach the ring between these lines.
+	l.Logf("blocklog: calling acct")
+	_, _, errno := syscall.Syscall(syscall.SYS_ACCT, 0, 0, 0)
+	l.Logf("blocklog: acct: %v", errno)
+
+	if len(os.Args) > 1 && os.Args[1] == "panic" {
+		l.Logf("blocklog: this line is logged but never flushed")
+		go func() {
+			var table map[string]int
+			table["crash"]++ // a nil map: the runtime panics
+		}()
+		time.Sleep(time.Minute)
+		l.Errorf("blocklog: the goroutine did not panic")
+		os.Exit(4)
+	}
 
 	if len(os.Args) > 1 && os.Args[1] == "fail" {
 		dev, err := nic.OpenVirtio(virtio.Options{})
