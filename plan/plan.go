@@ -40,7 +40,11 @@ type Plan struct {
 type Target struct {
 	Name string `json:"name,omitempty"`
 	// Ref is the OCI reference, registry/repository[:tag][@digest].
-	Ref string `json:"ref"`
+	Ref string `json:"ref,omitempty"`
+	// Embedded names an EFI program compiled into the loader (`ociboot
+	// build -embed NAME=FILE`) to chain-load instead of fetching Ref; the
+	// kind must be "efi".
+	Embedded string `json:"embedded,omitempty"`
 	// Kind is "linux" (a kernel, initrd and command line, or a UKI; the
 	// default) or "efi" (any EFI program, which may return).
 	Kind string `json:"kind,omitempty"`
@@ -169,8 +173,15 @@ var Formats = []string{"auto", "ociboot", "netboot", "linuxkit", "paths", "uki"}
 
 func (t *Target) validate() []error {
 	var errs []error
-	if _, err := oci.ParseReference(t.Ref); err != nil {
-		errs = append(errs, fmt.Errorf("ref %q: %w", t.Ref, err))
+	switch {
+	case t.Embedded != "" && t.Ref != "":
+		errs = append(errs, errors.New("both a ref and an embedded program"))
+	case t.Embedded != "" && t.Kind != "efi":
+		errs = append(errs, errors.New(`an embedded program needs kind "efi"`))
+	case t.Embedded == "":
+		if _, err := oci.ParseReference(t.Ref); err != nil {
+			errs = append(errs, fmt.Errorf("ref %q: %w", t.Ref, err))
+		}
 	}
 	switch t.Kind {
 	case "", "linux", "efi":
@@ -281,4 +292,15 @@ func (p *Plan) AttemptTimeout() time.Duration {
 		return DefaultTimeout
 	}
 	return time.Duration(p.Timeout)
+}
+
+// EmbeddedNames lists the embedded programs the targets name.
+func (p *Plan) EmbeddedNames() []string {
+	var names []string
+	for _, t := range p.Targets {
+		if t.Embedded != "" && !contains(names, t.Embedded) {
+			names = append(names, t.Embedded)
+		}
+	}
+	return names
 }

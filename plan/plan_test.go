@@ -143,3 +143,25 @@ func TestGoSource(t *testing.T) {
 		t.Error("Embedded does not return what Embed took")
 	}
 }
+
+func TestEmbeddedTargets(t *testing.T) {
+	p, err := Parse([]byte(`{"targets": [{"name": "shell", "kind": "efi", "embedded": "shell"}, {"ref": "r.test/x:1"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.EmbeddedNames(); len(n) != 1 || n[0] != "shell" {
+		t.Errorf("embedded names %v", n)
+	}
+	for _, c := range []struct{ plan, want string }{
+		{`{"targets": [{"embedded": "shell"}]}`, `needs kind "efi"`},
+		{`{"targets": [{"kind": "efi", "embedded": "shell", "ref": "r.test/x:1"}]}`, "both"},
+	} {
+		if _, err := Parse([]byte(c.plan)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.plan, err, c.want)
+		}
+	}
+	src, files := ImagesGoSource([]string{"shell", "tool"})
+	if _, err := parser.ParseFile(token.NewFileSet(), "zz_images.go", src, parser.ParseComments); err != nil || len(files) != 2 {
+		t.Errorf("generated source: %v\n%s", err, src)
+	}
+}

@@ -192,3 +192,25 @@ func logMemory(log *observe.Logger, set *oci.BootSet) {
 		observe.FormatBytes(peak), observe.FormatBytes(held), observe.FormatBytes(int64(ms.HeapAlloc)), observe.FormatBytes(int64(ms.HeapSys)),
 		ms.NumGC, observe.FormatBytes(payload), peak, held, payload)
 }
+
+// chainEmbedded starts an EFI program compiled into the loader: no network,
+// nothing to fetch or verify beyond what was built in.
+func chainEmbedded(log *observe.Logger, tl *observe.Timeline, t plan.Target) error {
+	data, ok := plan.EmbeddedImage(t.Embedded)
+	if !ok {
+		return fail("finding embedded program "+t.Embedded, errors.New("not compiled into this loader"),
+			"the plan names a program the build did not embed (ociboot build -embed NAME=FILE)")
+	}
+	img, err := handoff.Load(data, t.Cmdline)
+	if err != nil {
+		return fail("loading embedded program "+t.Embedded, err, "the firmware refused the image")
+	}
+	tl.Mark("startimage", t.Name)
+	log.Milestone("bootd: starting %s (embedded, %s) with command line %q", t.Name, observe.FormatBytes(int64(len(data))), t.Cmdline)
+	exit, err := img.Start()
+	if err != nil {
+		return fail("running "+t.Name, fmt.Errorf("%w %s", err, exit), "the program reported a failure")
+	}
+	log.Logf("bootd: %s returned %q", t.Name, exit)
+	return nil
+}

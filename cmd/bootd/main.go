@@ -52,7 +52,11 @@ func main() {
 		if i+1 < len(targets) {
 			next = fmt.Sprintf("trying the next target, %q", targets[i+1].Name)
 		}
-		log.Milestone("bootd: target %q: %s (%d of %d)", t.Name, t.Ref, i+1, len(targets))
+		what := t.Ref
+		if t.Embedded != "" {
+			what = "embedded program " + t.Embedded
+		}
+		log.Milestone("bootd: target %q: %s (%d of %d)", t.Name, what, i+1, len(targets))
 		if i > 0 {
 			// The last attempt's pipeline is garbage now: collect it before
 			// the next one allocates, so memory stays flat across targets.
@@ -135,6 +139,9 @@ func loadPlan(log *observe.Logger) (*plan.Plan, error) {
 // attempt boots one target within the plan's timeout. It returns nil only
 // for a chain-loaded program that returned success.
 func attempt(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, t plan.Target, first bool) error {
+	if t.Embedded != "" {
+		return chainEmbedded(log, tl, t)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.AttemptTimeout())
 	defer cancel()
 	pl, err := startPipeline(ctx, log, tl, p)

@@ -86,6 +86,8 @@ func cmdBuild(ctx context.Context, args []string) int {
 	keepELF := fs.String("elf", "", "also keep the first link's ELF, with symbols, at this path")
 	verbose := fs.Bool("v", false, "print what the build does")
 	planFile := fs.String("plan", "", "embed this boot plan (JSON), validated first")
+	var embeds stringList
+	fs.Var(&embeds, "embed", "compile in an EFI program as NAME=FILE for plan targets that name it (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: ociboot build [-arch ARCH] [-o FILE] [-plan FILE] [PACKAGE]\n\nPACKAGE defaults to ./cmd/bootd.")
 		fs.PrintDefaults()
@@ -120,6 +122,13 @@ func cmdBuild(ctx context.Context, args []string) int {
 			return 1
 		}
 		files["zz_plan.go"] = plan.GoSource(data)
+		if err := addEmbeds(files, embeds, data); err != nil {
+			fmt.Fprintf(os.Stderr, "ociboot build: %v\n", err)
+			return 1
+		}
+	} else if len(embeds) > 0 {
+		fmt.Fprintln(os.Stderr, "ociboot build: -embed needs a -plan whose targets name the programs")
+		return 2
 	}
 	start := time.Now()
 	res, err := build.Build(ctx, build.Options{Arch: *arch, Package: pkg, Output: *out, KeepELF: *keepELF, Log: logf, Files: files})
@@ -207,4 +216,44 @@ func defaultArch() string {
 		return a
 	}
 	return runtime.GOARCH
+}
+
+// addEmbeds adds the -embed NAME=FILE programs to the build's files and
+// checks they are exactly the ones the plan's targets name.
+func addEmbeds(files map[string][]byte, embeds []string, planJSON []byte) error {
+	p, err := plan.Parse(planJSON)
+	if err != nil {
+		return err
+	}
+	data := map[string][]byte{}
+	var names []string
+	for _, e := range embeds {
+		name, file, ok := strings.Cut(e, "=")
+		if !ok || name == "" || file == "" {
+			return fmt.Errorf("-embed %q: want NAME=FILE", e)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("-embed %s: %w", name, err)
+		}
+		if _, dup := data[name]; dup {
+			return fmt.Errorf("-embed %s given twice", name)
+		}
+		data[name] = b
+		names = append(names, name)
+	}
+	for _, n := range p.EmbeddedNames() {
+		if data[n] == nil {
+			return fmt.Errorf("the plan's targets name embedded program %q, but no -embed %s=FILE was given", n, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	src, names2files := plan.ImagesGoSource(names)
+	files["zz_images.go"] = src
+	for n, f := range names2files {
+		files[f] = data[n]
+	}
+	return nil
 }

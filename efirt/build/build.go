@@ -28,8 +28,9 @@ type Options struct {
 	CacheDir string   // overlay cache ("" = the user cache dir)
 	GoFlags  []string // extra go build flags (e.g. -tags)
 	KeepELF  string   // if set, the first link's ELF (with symbols) is kept here for debuggers
-	// Files are extra Go source files (name → content) added to the main
-	// package through the overlay, such as an embedded boot plan.
+	// Files are extra files (name → content) added to the main package's
+	// directory through the overlay: Go sources such as an embedded boot
+	// plan, and files those sources //go:embed.
 	Files map[string][]byte
 	Log   func(format string, args ...any)
 }
@@ -138,9 +139,9 @@ func prepare(ctx context.Context, opt Options, logf func(string, ...any)) (work,
 	}
 	replace[filepath.Join(pkgDir, "zz_efirt.go")] = inject
 	for name, src := range opt.Files {
-		if filepath.Base(name) != name || !strings.HasSuffix(name, ".go") {
+		if filepath.Base(name) != name || strings.HasPrefix(name, ".") {
 			os.RemoveAll(work)
-			return "", "", 0, fmt.Errorf("efirt/build: extra file %q must be a plain .go file name", name)
+			return "", "", 0, fmt.Errorf("efirt/build: extra file %q must be a plain file name", name)
 		}
 		f := filepath.Join(work, name)
 		if err := os.WriteFile(f, src, 0o644); err != nil {
