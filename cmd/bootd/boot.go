@@ -36,12 +36,7 @@ func fetch(ctx context.Context, log *observe.Logger, tl *observe.Timeline, pl *p
 	if err != nil {
 		return nil, fail("reading the target's reference", err, "")
 	}
-	var ca []byte
-	for _, c := range t.CA {
-		ca = append(ca, c...)
-		ca = append(ca, '\n')
-	}
-	hc, err := pl.httpClient(services.HTTPConfig{CACerts: ca, OnlyCACerts: t.OnlyCA})
+	hc, err := pl.httpClient(t)
 	if err != nil {
 		return nil, fail("setting up HTTPS", err, "the plan's CA certificates")
 	}

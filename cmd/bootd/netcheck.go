@@ -16,7 +16,6 @@ import (
 
 	"github.com/ociboot/ociboot/observe"
 	"github.com/ociboot/ociboot/plan"
-	"github.com/ociboot/ociboot/services"
 )
 
 // netcheckArgs takes the netcheck words out of the load options: netcheck=URL
@@ -50,12 +49,11 @@ func netcheck(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, url, sum 
 		return 1
 	}
 	defer pl.stop(log)
-	var ca []byte
-	var only bool
+	var trust plan.Target // the first target's trust settings, if any
 	if len(p.Targets) > 0 {
-		ca, only = []byte(strings.Join(p.Targets[0].CA, "\n")), p.Targets[0].OnlyCA
+		trust = p.Targets[0]
 	}
-	hc, err := pl.httpClient(services.HTTPConfig{CACerts: ca, OnlyCACerts: only})
+	hc, err := pl.httpClient(trust)
 	if err != nil {
 		reportFailure(log, fail("setting up HTTPS", err, "the plan's CA certificates"), "returning to the firmware")
 		return 1

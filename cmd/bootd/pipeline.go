@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ociboot/ociboot/actors"
@@ -33,8 +34,10 @@ type pipeline struct {
 }
 
 // httpClient returns an HTTP client that dials through the pipeline's
-// stack; stop closes its idle connections.
-func (pl *pipeline) httpClient(cfg services.HTTPConfig) (*http.Client, error) {
+// stack and trusts what target t says (its CA certificates, alone or beside
+// the built-in roots); stop closes its idle connections.
+func (pl *pipeline) httpClient(t plan.Target) (*http.Client, error) {
+	cfg := services.HTTPConfig{CACerts: []byte(strings.Join(t.CA, "\n")), OnlyCACerts: t.OnlyCA}
 	hc, err := services.NewHTTPClient(pl.stack.DialContext, cfg)
 	if err != nil {
 		return nil, err
