@@ -1,6 +1,7 @@
 package uefi
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -69,23 +70,35 @@ func ReadFileBesideImage(name string, max int) ([]byte, error) {
 // imageDir is the directory part of the file-path nodes of a device path
 // ("\EFI\BOOT" for \EFI\BOOT\BOOTX64.EFI).
 func imageDir(dp uintptr) string {
+	if dp == 0 {
+		return ""
+	}
+	b, err := devicePathAt(dp)
+	if err != nil {
+		return ""
+	}
+	return filePathDir(b)
+}
+
+// filePathDir joins the file-path nodes of device path b and returns the
+// directory part.
+func filePathDir(b []byte) string {
+	paths, err := ParseDevicePaths(b)
+	if err != nil || len(paths) == 0 {
+		return ""
+	}
 	var path []uint16
-	for dp != 0 {
-		typ, sub := *at[byte](dp), *at[byte](dp + 1)
-		n := uintptr(*at[uint16](dp + 2))
-		if typ == 0x7f || n < 4 {
-			break
+	for _, n := range paths[0] {
+		if n.Type != dpMedia || n.SubType != 4 { // not a file-path node
+			continue
 		}
-		if typ == dpMedia && sub == 4 { // file path
-			for i := uintptr(4); i+1 < n; i += 2 {
-				c := *at[uint16](dp + i)
-				if c == 0 {
-					break
-				}
-				path = append(path, c)
+		for i := 0; i+1 < len(n.Data); i += 2 {
+			c := binary.LittleEndian.Uint16(n.Data[i:])
+			if c == 0 {
+				break
 			}
+			path = append(path, c)
 		}
-		dp += n
 	}
 	s := FromUCS2(path)
 	if i := strings.LastIndexByte(s, '\\'); i >= 0 {

@@ -94,20 +94,29 @@ func DevicePathOf(h Handle) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Walk the nodes to learn the length; each node says its own.
+	b, err := devicePathAt(iface)
+	if err != nil {
+		return nil, fmt.Errorf("uefi: device path of handle %#x: %w", uintptr(h), err)
+	}
+	return b, nil
+}
+
+// devicePathAt copies the device path at addr in firmware memory, End node
+// included, walking the nodes to learn its length: each node says its own.
+func devicePathAt(addr uintptr) ([]byte, error) {
 	n := 0
 	for {
-		hdr := unsafe.Slice(at[byte](iface+uintptr(n)), 4)
+		hdr := unsafe.Slice(at[byte](addr+uintptr(n)), 4)
 		l := int(binary.LittleEndian.Uint16(hdr[2:]))
 		if l < 4 || n+l > 64<<10 {
-			return nil, fmt.Errorf("uefi: device path of handle %#x: bad node length %d at %d", uintptr(h), l, n)
+			return nil, fmt.Errorf("bad node length %d at %d", l, n)
 		}
 		n += l
 		if hdr[0] == 0x7f && hdr[1] == 0xff {
 			break
 		}
 	}
-	return append([]byte(nil), unsafe.Slice(at[byte](iface), n)...), nil
+	return append([]byte(nil), unsafe.Slice(at[byte](addr), n)...), nil
 }
 
 // GetVariable reads the variable name of vendor.
