@@ -64,3 +64,16 @@ func writeESP(dir, arch string, program []byte, args []string) error {
 	}
 	return nil
 }
+
+// writeBeside writes files next to the program in dir's EFI/BOOT.
+func writeBeside(dir string, files map[string][]byte) error {
+	for name, data := range files {
+		if name == "" || filepath.Base(name) != name {
+			return fmt.Errorf("file %q to place beside the program is not a plain file name", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "EFI", "BOOT", name), data, 0o644); err != nil {
+			return fmt.Errorf("writing %s to ESP: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -67,3 +67,19 @@ func TestRunUnreadableProgram(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestWriteBeside(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeESP(dir, "amd64", []byte("program"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeBeside(dir, map[string][]byte{"ociboot.json": []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "EFI", "BOOT", "ociboot.json")); err != nil || string(b) != "{}" {
+		t.Errorf("beside file: %q %v", b, err)
+	}
+	if err := writeBeside(dir, map[string][]byte{"../x": nil}); err == nil {
+		t.Error("a path escaping EFI/BOOT was accepted")
+	}
+}

@@ -40,6 +40,10 @@ type Config struct {
 	// reached the serial console, it is also written to Stdout.
 	ScratchLog bool
 
+	// Beside are files (name → content) Run places next to the program in
+	// \EFI\BOOT, such as a plan file the loader reads from its directory.
+	Beside map[string][]byte
+
 	// ChildExits is how many efirt exit lines come from programs the
 	// program itself starts (a loader chain-loading Go EFI programs) and
 	// so do not end the run.
@@ -90,7 +94,12 @@ func Run(ctx context.Context, cfg Config, efiFile string, args []string) (Result
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the EFI program: %w", err)
 	}
-	return boot(ctx, cfg, func(esp string) error { return writeESP(esp, arch, program, args) })
+	return boot(ctx, cfg, func(esp string) error {
+		if err := writeESP(esp, arch, program, args); err != nil {
+			return err
+		}
+		return writeBeside(esp, cfg.Beside)
+	})
 }
 
 // RunESP boots the machine from an ESP that populate fills in (a directory
