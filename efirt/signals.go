@@ -81,3 +81,21 @@ func signalFrame(t *thread, flags, sp, sig, code, addr uintptr) (uc, info uintpt
 	poke(uc+ucStack+16, t.altSize)
 	return uc, info
 }
+
+// exitNoHandler reports a CPU exception the program installed no handler
+// for — its cause register, the faulting PC and address as each arch names
+// them — and exits as Linux would, with 128 + the signal.
+func exitNoHandler(causeName string, cause, pc uintptr, addrName string, addr, sig uintptr) {
+	kprint("efirt: CPU exception, ")
+	kprint(causeName)
+	kprint(" ")
+	kprintHex(uint64(cause))
+	kprint(" at ")
+	kprintHex(uint64(pc))
+	kprint(" ")
+	kprint(addrName)
+	kprint(" ")
+	kprintHex(uint64(addr))
+	kprint(" with no handler\n")
+	exitGroup(128 + int(sig))
+}

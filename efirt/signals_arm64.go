@@ -68,14 +68,7 @@ func exception(f *frame) {
 	t := current()
 	act := sigacts[sig]
 	if act.handler <= 1 {
-		kprint("efirt: CPU exception, syndrome ")
-		kprintHex(uint64(f.esr))
-		kprint(" at ")
-		kprintHex(uint64(f.pc))
-		kprint(" address ")
-		kprintHex(uint64(f.far))
-		kprint(" with no handler\n")
-		exitGroup(128 + int(sig))
+		exitNoHandler("syndrome", uintptr(f.esr), f.pc, "address", f.far, sig)
 	}
 	uc, info := signalFrame(t, act.flags, f.sp, sig, code, addr)
 	mc := uc + ucMcontext

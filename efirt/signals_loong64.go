@@ -67,14 +67,7 @@ func exception(f *frame) {
 	t := current()
 	act := sigacts[sig]
 	if act.handler <= 1 {
-		kprint("efirt: CPU exception, status ")
-		kprintHex(uint64(f.estat))
-		kprint(" at ")
-		kprintHex(uint64(f.pc))
-		kprint(" address ")
-		kprintHex(uint64(f.badv))
-		kprint(" with no handler\n")
-		exitGroup(128 + int(sig))
+		exitNoHandler("status", uintptr(f.estat), f.pc, "address", f.badv, sig)
 	}
 	sp := f.r[3]
 	uc, info := signalFrame(t, act.flags, sp, sig, code, addr)

@@ -61,14 +61,7 @@ func exception(f *frame) {
 	t := current()
 	act := sigacts[sig]
 	if act.handler <= 1 {
-		kprint("efirt: CPU exception, scause ")
-		kprintHex(uint64(f.cause))
-		kprint(" at ")
-		kprintHex(uint64(f.pc))
-		kprint(" stval ")
-		kprintHex(uint64(f.tval))
-		kprint(" with no handler\n")
-		exitGroup(128 + int(sig))
+		exitNoHandler("scause", uintptr(f.cause), f.pc, "stval", f.tval, sig)
 	}
 	sp := f.x[2]
 	uc, info := signalFrame(t, act.flags, sp, sig, code, addr)
