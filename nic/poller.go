@@ -80,9 +80,7 @@ func (p *Poller) Pool() *actors.Pool { return p.pool }
 // Run polls the device until ctx is cancelled or the device fails.
 func (p *Poller) Run(ctx context.Context) error {
 	defer p.drop()
-	if err := p.waitLink(ctx); err != nil {
-		return err
-	}
+	p.waitLink(ctx)
 	timer := time.NewTimer(maxIdle)
 	defer timer.Stop()
 	idle := 0
@@ -113,19 +111,14 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-ctx.Done():
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+		timer.Stop() // since Go 1.23 a stopped or reset timer delivers no stale tick
 	}
 	return nil
 }
 
 // waitLink waits for the link to come up before declaring the NIC ready,
 // saying so once when it is down at first.
-func (p *Poller) waitLink(ctx context.Context) error {
+func (p *Poller) waitLink(ctx context.Context) {
 	for said := false; !p.dev.LinkUp(); {
 		if !said {
 			p.logf("nic: waiting for the link to come up on %v", p.dev)
@@ -134,11 +127,10 @@ func (p *Poller) waitLink(ctx context.Context) error {
 		select {
 		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():
-			return nil
+			return
 		}
 	}
 	close(p.ready)
-	return nil
 }
 
 // transmit sends queued frames until the device's queue is full.
