@@ -59,12 +59,24 @@ func pushBoot(t testing.TB, b *bed.Bed, arch, repoTag string, kernel, initrd []b
 }
 
 // bootInBed boots efi in the bed and returns the run; the console goes to
-// the test log.
+// the test log with -v or when the test fails.
 func bootInBed(t testing.TB, b *bed.Bed, arch, efi string, marker string) *bootRun {
 	t.Helper()
+	return runInBed(t, b, qemu.Config{Arch: arch, FirstLineMarker: marker}, efi)
+}
+
+// runInBed boots efi with args attached to bed b under cfg (Arch,
+// FirstLineMarker, Timeout — 6 minutes if unset — and whatever else a test
+// needs); the console is kept in the run and goes to the test log with -v
+// or when the test fails.
+func runInBed(t testing.TB, b *bed.Bed, cfg qemu.Config, efi string, args ...string) *bootRun {
+	t.Helper()
 	con := &stampedConsole{}
-	cfg := b.Config(qemu.Config{Arch: arch, Timeout: 6 * time.Minute, Stdout: con, FirstLineMarker: marker})
-	res, err := qemu.Run(context.Background(), cfg, efi, nil)
+	cfg.Stdout = con
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 6 * time.Minute
+	}
+	res, err := qemu.Run(context.Background(), b.Config(cfg), efi, args)
 	run := &bootRun{res: res, console: con}
 	// A benchmark's log is trimmed to a few lines: keep the console for
 	// -v and for failures.
@@ -80,7 +92,7 @@ func bootInBed(t testing.TB, b *bed.Bed, arch, efi string, marker string) *bootR
 	if err != nil {
 		t.Fatalf("qemu: %v", err)
 	}
-	if at, ok := con.when(marker); ok && res.FirstOutput > 0 {
+	if at, ok := con.when(cfg.FirstLineMarker); ok && cfg.FirstLineMarker != "" && res.FirstOutput > 0 {
 		run.start = at.Add(-res.FirstOutput)
 	}
 	return run

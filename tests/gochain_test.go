@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -36,12 +35,8 @@ func TestGoChainLoad(t *testing.T) {
 				// No kernel to end with (see noLinux): bootd reports both
 				// children and then returns to the firmware itself.
 				efi := buildBootd(t, arch, &plan.Plan{Timeout: plan.Duration(4 * time.Minute), Targets: targets})
-				con := &stampedConsole{}
-				res, err := qemu.Run(context.Background(), b.Config(qemu.Config{Arch: arch, Timeout: 5 * time.Minute, Stdout: con,
-					ChildExits: 2}), efi, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				run := runInBed(t, b, qemu.Config{Arch: arch, Timeout: 5 * time.Minute, ChildExits: 2}, efi)
+				res, con := run.res, run.console
 				if !res.Exited || res.Status != 1 {
 					t.Errorf("bootd: %s, want exit status 1 after the last target", res.Reason)
 				}
@@ -56,14 +51,10 @@ func TestGoChainLoad(t *testing.T) {
 			linux := pushBoot(t, b, arch, "ociboot/debian:12", kernel, initrd, "console=ttyS0")
 			targets = append(targets, plan.Target{Name: "debian", Ref: linux, Cmdline: "console=ttyS0 ociboot.test=after-chain", CA: ca})
 			efi := buildBootd(t, arch, &plan.Plan{Timeout: plan.Duration(4 * time.Minute), Targets: targets})
-			con := &stampedConsole{}
-			res, err := qemu.Run(context.Background(), b.Config(qemu.Config{Arch: arch, Timeout: 5 * time.Minute, Stdout: con,
-				FirstLineMarker: payload.Marker, ChildExits: 2}), efi, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.FirstOutput == 0 {
-				t.Fatalf("no userspace marker (%s)\n%s", res.Reason, con.text.String())
+			run := runInBed(t, b, qemu.Config{Arch: arch, Timeout: 5 * time.Minute, FirstLineMarker: payload.Marker, ChildExits: 2}, efi)
+			con := run.console
+			if run.res.FirstOutput == 0 {
+				t.Fatalf("no userspace marker (%s)\n%s", run.res.Reason, con.text.String())
 			}
 			if err := con.inOrder(`bootd: starting chainee-ok`, chaineeMarker+` running, load options "hello=world"`,
 				`bootd: target "chainee-ok" returned successfully`, `bootd: starting chainee-fail`, chaineeMarker+" returning status 3",

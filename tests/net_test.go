@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -29,15 +28,8 @@ func netcheckPlan(ca string) *plan.Plan {
 func runNetcheck(t testing.TB, b *bed.Bed, arch string, p *plan.Plan, args ...string) (string, qemu.Result) {
 	t.Helper()
 	efi := buildBootd(t, arch, p)
-	con := &stampedConsole{}
-	res, err := qemu.Run(context.Background(), b.Config(qemu.Config{Arch: arch, Timeout: 5 * time.Minute, Stdout: con,
-		FirstLineMarker: "ociboot bootd"}), efi, args)
-	text := con.text.String()
-	t.Logf("console:\n%s", text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return text, res
+	run := runInBed(t, b, qemu.Config{Arch: arch, Timeout: 5 * time.Minute, FirstLineMarker: "ociboot bootd"}, efi, args...)
+	return run.console.text.String(), run.res
 }
 
 const netFileSize = 64 << 20
