@@ -3,17 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -96,18 +93,18 @@ func demo(ctx context.Context, arch string, timeout time.Duration, nicPath strin
 		step("kernel %s %s (%d bytes), initramfs %d bytes", k.Package, k.Version, len(kernel), len(initrd))
 	}
 
-	reg, err := startDemoRegistry(ctx, work)
+	reg, err := bed.StartLoopbackRegistry(ctx, work, nil, os.Stderr)
 	if err != nil {
 		return err
 	}
-	defer reg.stop()
-	step("registry (Debian's docker-registry) on %s", reg.addr)
+	defer reg.Close()
+	step("registry (Debian's docker-registry) on %s", reg.Addr)
 
-	ref, err := oci.ParseReference(reg.addr + "/" + demoRepo)
+	ref, err := oci.ParseReference(reg.Addr + "/" + demoRepo)
 	if err != nil {
 		return err
 	}
-	c := oci.NewClient(http.DefaultClient, oci.WithPlainHTTP(reg.addr))
+	c := oci.NewClient(http.DefaultClient, oci.WithPlainHTTP(reg.Addr))
 	desc, err := publish.PushBoot(ctx, c, ref, []publish.BootImage{img})
 	if err != nil {
 		return fmt.Errorf("pushing the demo artifact: %w", err)
@@ -134,7 +131,7 @@ func demo(ctx context.Context, arch string, timeout time.Duration, nicPath strin
 	if err != nil {
 		return err
 	}
-	netdev := "user,id=n0,restrict=on,guestfwd=tcp:" + demoGuestRegistry + "-cmd:" + strings.ReplaceAll(fwd+" "+reg.addr, ",", ",,")
+	netdev := "user,id=n0,restrict=on,guestfwd=tcp:" + demoGuestRegistry + "-cmd:" + strings.ReplaceAll(fwd+" "+reg.Addr, ",", ",,")
 	var console strings.Builder
 	run, err := qemu.Run(ctx, qemu.Config{
 		Arch: arch, Timeout: timeout, Stdout: io.MultiWriter(os.Stdout, &console), Log: os.Stderr, ScratchLog: true,
@@ -167,68 +164,6 @@ func firstLine(text, sub string) string {
 		}
 	}
 	return ""
-}
-
-// demoRegistry is Debian's docker-registry on a loopback port, plain HTTP.
-type demoRegistry struct {
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startDemoRegistry(ctx context.Context, dir string) (*demoRegistry, error) {
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if err := qemu.AptInstall(os.Stderr, "docker-registry"); err != nil {
-			return nil, fmt.Errorf("installing docker-registry: %w", err)
-		}
-		if bin, err = exec.LookPath("docker-registry"); err != nil {
-			return nil, err
-		}
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	conf := filepath.Join(dir, "registry.yml")
-	if err := os.WriteFile(conf, []byte(bed.RegistryConfig(filepath.Join(dir, "storage"), addr, "", "")), 0o644); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "serve", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting docker-registry: %w", err)
-	}
-	r := &demoRegistry{addr: addr, cmd: cmd}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-			err = errors.New(resp.Status)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			r.stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			return nil, fmt.Errorf("docker-registry did not come up on %s: %v\n%s", addr, err, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (r *demoRegistry) stop() {
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
 }
 
 // buildForwarder builds the relay QEMU runs per guest connection (a

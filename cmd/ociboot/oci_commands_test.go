@@ -6,16 +6,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ociboot/ociboot/tests/bed"
 
 	"github.com/ociboot/ociboot/oci/ocitest"
 
@@ -140,5 +145,45 @@ func TestPushInspectSign(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	if code, _, errs := run(t, cmdPush, ref, "-plain-http", "-kernel", kAMD); code != 1 || !strings.Contains(errs, "unauthorized") {
 		t.Errorf("push without credentials: %d %q", code, errs)
+	}
+}
+
+// TestPushToDistribution pushes with `ociboot push` to Debian's
+// docker-registry over TLS (trusting the test CA with -ca) and reads the
+// artifact back with the loader's fetcher.
+func TestPushToDistribution(t *testing.T) {
+	certs, err := bed.NewCerts([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := bed.StartLoopbackRegistry(t.Context(), t.TempDir(), certs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	kernel := peKernel(0x8664, 200_000, 3)
+	kFile := filepath.Join(dir, "vmlinuz")
+	rdFile := filepath.Join(dir, "initrd")
+	for f, b := range map[string][]byte{caFile: certs.CAPEM, kFile: kernel, rdFile: []byte("initramfs")} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := reg.Addr + "/os/boot:2"
+	code, out, errs := run(t, cmdPush, ref, "-ca", caFile, "-platform", "linux/amd64", "-kernel", kFile, "-initrd", rdFile, "-cmdline", "quiet")
+	if code != 0 || !strings.Contains(out, "@sha256:") {
+		t.Fatalf("push: %d %q %q", code, out, errs)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.Pool()}}}
+	r, _ := oci.ParseReference(ref)
+	bs, err := oci.NewFetcher(oci.NewClient(hc), &oci.HeapAllocator{}, oci.FetcherConfig{Platform: ocispec.Platform{Architecture: "amd64"}}).Fetch(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Free()
+	if !bytes.Equal(bs.Kernel.Bytes(), kernel) || string(bs.Initrd.Bytes()) != "initramfs" || bs.Cmdline != "quiet" {
+		t.Errorf("fetched %+v", bs)
 	}
 }
