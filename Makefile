@@ -4,6 +4,8 @@
 
 GO      ?= go
 ARCH    ?= amd64
+# QEMU_FROM picks the demo's QEMU: machine, or trixie (QEMU 10 from the cache).
+QEMU_FROM ?= machine
 ARCHES  := amd64 arm64 riscv64 loong64
 BIN     := bin
 OCIBOOT := $(BIN)/ociboot
@@ -30,7 +32,7 @@ $(BIN)/selftest.efi: $(OCIBOOT) FORCE
 # loopback, bootd built with a plan pointing at it, booted under QEMU+OVMF
 # on user networking up to the initramfs's marker.
 demo: $(OCIBOOT)
-	$(OCIBOOT) demo -arch $(ARCH)
+	$(OCIBOOT) demo -arch $(ARCH) -qemu-from $(QEMU_FROM)
 
 test: check
 	$(GO) test -count=1 -timeout 40m $(HOST_PKGS)

@@ -189,7 +189,7 @@ func (d *DHCP) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.bind(l, fmt.Sprintf("dhcp: lease %v, %.1fs", &l, time.Since(start).Seconds()))
+		d.bind(l, fmt.Sprintf("dhcp: lease %v, %.3fs", &l, time.Since(start).Seconds()))
 		err = d.maintain(ctx, l)
 		if ctx.Err() != nil {
 			return nil

@@ -203,26 +203,27 @@ type ipxeFigures struct {
 //
 // With userNet the bed is QEMU's user network instead (restrict=on, guest
 // forwards to loopback): slirp's DHCP, no DNS, servers by address.
-func bootIPXE(t testing.TB, arch string, fileSize int64, userNet bool) ipxeFigures {
+func bootIPXE(t testing.TB, cfg qemu.Config, fileSize int64, userNet bool) ipxeFigures {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("fetching the kernel and the namespace bed need root (CI runs as root)")
 	}
-	kernel, initrd := payloadFiles(t, arch)
+	kernel, initrd := payloadFiles(t, cfg.Arch)
 	b := bed.New(t, bed.Options{FileSize: fileSize, ForceUser: userNet})
 	if b.UserNet != userNet {
 		t.Fatalf("bed: user network %v, want %v", b.UserNet, userNet)
 	}
-	f := bootIPXEIn(t, b, arch, kernel, initrd, true)
+	f := bootIPXEIn(t, b, cfg, kernel, initrd, true)
 	checkBedGone(t, b)
 	return f
 }
 
 // bootIPXEIn boots kernel and initrd with iPXE over HTTP from bed b, after
-// fetching the bed's random file when withFile is set.
-func bootIPXEIn(t testing.TB, b *bed.Bed, arch string, kernel, initrd []byte, withFile bool) ipxeFigures {
+// fetching the bed's random file when withFile is set. cfg gives the arch
+// and the QEMU.
+func bootIPXEIn(t testing.TB, b *bed.Bed, cfg qemu.Config, kernel, initrd []byte, withFile bool) ipxeFigures {
 	t.Helper()
-	ipxe := trixieEFI(t, "ipxe", "usr/lib/ipxe/ipxe-"+arch+".efi")
+	ipxe := trixieEFI(t, "ipxe", "usr/lib/ipxe/ipxe-"+cfg.Arch+".efi")
 	if err := writeFiles(b.WWW, map[string][]byte{"vmlinuz": kernel, "initrd.gz": initrd}); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ boot
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := b.Config(qemu.Config{Arch: arch})
+	cfg = b.Config(cfg)
 	run := runPayload(t, cfg, func(esp string) error {
 		return writeFiles(esp, map[string][]byte{
 			"EFI/BOOT/BOOTX64.EFI": ipxeBin,
@@ -286,11 +287,11 @@ boot
 func TestBedIPXE(t *testing.T) {
 	for _, arch := range []string{"amd64"} {
 		t.Run(arch, func(t *testing.T) {
-			f := bootIPXE(t, arch, 64<<20, false)
+			f := bootIPXE(t, qemu.Config{Arch: arch}, 64<<20, false)
 			logIPXE(t, arch+", namespace bed", f)
 		})
 		t.Run(arch+"-usernet", func(t *testing.T) {
-			f := bootIPXE(t, arch, 16<<20, true)
+			f := bootIPXE(t, qemu.Config{Arch: arch}, 16<<20, true)
 			logIPXE(t, arch+", user network", f)
 		})
 	}
@@ -306,7 +307,7 @@ func logIPXE(t *testing.T, what string, f ipxeFigures) {
 func BenchmarkIPXE(b *testing.B) {
 	var sum ipxeFigures
 	for b.Loop() {
-		f := bootIPXE(b, "amd64", 256<<20, false)
+		f := bootIPXE(b, qemu.Config{Arch: "amd64"}, 256<<20, false)
 		sum.dhcp += f.dhcp
 		sum.marker += f.marker
 		sum.fileMBps += f.fileMBps

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ociboot/ociboot/efirt/qemu"
 	"github.com/ociboot/ociboot/plan"
 	"github.com/ociboot/ociboot/tests/bed"
 	"github.com/ociboot/ociboot/tests/payload"
@@ -73,7 +74,7 @@ func BenchmarkBootLinux(b *testing.B) {
 			b.Fatalf("bootd: no userspace marker (%s)", run.res.Reason)
 		}
 		o := bootdFiguresOf(b, run)
-		x := bootIPXEIn(b, bd, arch, kernel, initrd, false)
+		x := bootIPXEIn(b, bd, qemu.Config{Arch: arch}, kernel, initrd, false)
 		esp, countdown := bootESP(b, arch, kernel, initrd)
 		checkBedGone(b, bd)
 

@@ -41,17 +41,18 @@ func cmdDemo(ctx context.Context, args []string) int {
 	arch := fs.String("arch", defaultArch(), "architecture of the machine (GOARCH)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	nicPath := fs.String("nic", "auto", "NIC path for the loader: auto, virtio or snp")
+	from := fs.String("qemu-from", qemu.Machine, qemuFromUsage)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := demo(ctx, *arch, *timeout, *nicPath); err != nil {
+	if err := demo(ctx, *arch, *timeout, *nicPath, *from); err != nil {
 		fmt.Fprintf(os.Stderr, "ociboot demo: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func demo(ctx context.Context, arch string, timeout time.Duration, nicPath string) error {
+func demo(ctx context.Context, arch string, timeout time.Duration, nicPath, qemuFrom string) error {
 	start := time.Now()
 	step := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "demo [%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -134,7 +135,7 @@ func demo(ctx context.Context, arch string, timeout time.Duration, nicPath strin
 	netdev := "user,id=n0,restrict=on,guestfwd=tcp:" + demoGuestRegistry + "-cmd:" + strings.ReplaceAll(fwd+" "+reg.Addr, ",", ",,")
 	var console strings.Builder
 	run, err := qemu.Run(ctx, qemu.Config{
-		Arch: arch, Timeout: timeout, Stdout: io.MultiWriter(os.Stdout, &console), Log: os.Stderr, ScratchLog: true,
+		Arch: arch, QEMU: qemuFrom, Timeout: timeout, Stdout: io.MultiWriter(os.Stdout, &console), Log: os.Stderr, ScratchLog: true,
 		FirstLineMarker: marker, ChildExits: childExits,
 		QEMUArgs: []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="},
 	}, efi, nil)

@@ -20,9 +20,9 @@ import (
 var qemuPackage = map[string]struct{ binary, pkg string }{
 	"amd64": {"qemu-system-x86_64", "qemu-system-x86"},
 	"arm64": {"qemu-system-aarch64", "qemu-system-arm"},
-	// loong64 runs trixie's QEMU from the cache (loong64.go); this names
+	// loong64 runs trixie's QEMU from the cache (trixie.go); this names
 	// the binary only.
-	"loong64": {loongQEMU, "qemu-system-misc"},
+	"loong64": {"qemu-system-loongarch64", "qemu-system-misc"},
 	"riscv64": {"qemu-system-riscv64", "qemu-system-misc"},
 }
 
@@ -52,12 +52,17 @@ func logf(w io.Writer, format string, args ...any) {
 // the image builder uses.
 func cacheDir() (string, error) { return build.CacheDir() }
 
-// FindQEMU returns the qemu-system binary for the arch, installing the
-// Debian package when missing and running as root.
+// FindQEMU returns the qemu-system binary for the arch: the machine's,
+// installing the Debian package when missing and running as root, or
+// trixie's from the cache when cfg.QEMU (or the arch) asks for it.
 func FindQEMU(cfg Config) (string, error) {
 	arch := archOf(cfg)
-	if arch == "loong64" {
-		return loong64QEMU(cfg)
+	choice, err := qemuChoice(cfg)
+	if err != nil {
+		return "", err
+	}
+	if choice == Trixie {
+		return trixieQEMUFor(cfg)
 	}
 	q, ok := qemuPackage[arch]
 	if !ok {

@@ -34,6 +34,7 @@ type Config struct {
 	QEMUArgs  []string      // extra QEMU arguments appended
 	Disks     []string      // raw disk images attached as virtio-blk disks, in order
 	Netns     string        // network namespace (ip netns) QEMU runs in, "" = this process's; for tap devices living there
+	QEMU      string        // Machine (or "") = the machine's QEMU, Trixie = trixie's QEMU 10 from the cache (always on loong64)
 
 	// ScratchLog attaches a fresh scratch disk for the loader's log (see
 	// observe) and recovers it into Result.ScratchLog; when the log never
