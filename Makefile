@@ -12,7 +12,7 @@ OCIBOOT := $(BIN)/ociboot
 
 # Main packages that only build for EFI (they need the efirt overlay);
 # plain go build, vet and test skip them and `ociboot vet` checks them.
-EFI_PKGS  := ./cmd/bootd ./tests/selftest ./tests/nicarp ./tests/blocklog ./tests/nicbench ./tests/chainee
+EFI_PKGS  := ./cmd/bootd ./tests/selftest ./tests/nicarp ./tests/blocklog ./tests/nicbench ./tests/chainee ./tests/cryptobench
 HOST_PKGS  = $(shell $(GO) list ./... | grep -v -x -e '.*/cmd/bootd' -e '.*/tests/selftest' -e '.*/tests/nicarp')
 
 .PHONY: all demo test check fmt vet unit e2e bench clean fuzz loadfile2

@@ -2,6 +2,7 @@ package efirt
 
 import (
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -52,12 +53,13 @@ func ImageHandle() uintptr { return imageHandle }
 
 // Stats are figures about the personality itself, for reports.
 type Stats struct {
-	ThreadsCreated int    // clone calls served
-	ENOSYS         int    // distinct system calls answered with ENOSYS
-	CounterHz      uint64 // calibrated CPU counter frequency
-	PagesHeld      uint64 // 4 KiB pages currently allocated for the runtime
-	PagesPeak      uint64 // most pages held at once
-	Entropy        string // where randomness comes from: "RDRAND", "RNDR" or "EFI_RNG_PROTOCOL"
+	ThreadsCreated int           // clone calls served
+	ENOSYS         int           // distinct system calls answered with ENOSYS
+	CounterHz      uint64        // calibrated CPU counter frequency
+	PagesHeld      uint64        // 4 KiB pages currently allocated for the runtime
+	PagesPeak      uint64        // most pages held at once
+	Entropy        string        // where randomness comes from: "RDRAND", "RNDR" or "EFI_RNG_PROTOCOL"
+	Idle           time.Duration // time the CPU waited in the firmware with every thread blocked
 }
 
 // ReadStats returns the current figures.
@@ -66,5 +68,5 @@ func ReadStats() Stats {
 	if rngProtocol != 0 {
 		entropy = "EFI_RNG_PROTOCOL"
 	}
-	return Stats{threadsCreated, enosysCount, counterHz, uint64(memPages), uint64(memPeak), entropy}
+	return Stats{threadsCreated, enosysCount, counterHz, uint64(memPages), uint64(memPeak), entropy, time.Duration(idleNS)}
 }

@@ -189,10 +189,15 @@ func expire(now uint64) {
 	}
 }
 
+// idleNS is the time spent in idle, for Stats: how much of the CPU the
+// program left unused.
+var idleNS uint64
+
 // idle waits for up to ns nanoseconds in the firmware. Nothing but a
 // deadline can wake a thread while every thread waits, so a plain Stall is
 // enough; it is capped so the firmware's own events keep running.
 func idle(ns uint64) {
+	start := nanotime()
 	us := ns / 1000
 	if us > 10000 {
 		us = 10000
@@ -201,6 +206,7 @@ func idle(ns uint64) {
 		us = 1
 	}
 	stall(uintptr(us))
+	idleNS += nanotime() - start
 }
 
 func nanosleep(req uintptr) uintptr {

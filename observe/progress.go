@@ -43,12 +43,16 @@ func (p *Progress) Update(done int64) {
 		return
 	}
 	now := l.now()
+	draw, record := now.Sub(p.lastDraw) >= DrawEvery, now.Sub(p.lastRecord) >= RecordEvery
+	if !draw && !record {
+		return // most updates: formatting the line costs more than the bytes' hash
+	}
 	line := FormatProgress(p.name, done, p.total, now.Sub(p.begin))
-	if now.Sub(p.lastDraw) >= DrawEvery {
+	if draw {
 		p.lastDraw = now
 		p.draw(line)
 	}
-	if now.Sub(p.lastRecord) >= RecordEvery {
+	if record {
 		p.lastRecord = now
 		p.record(line)
 	}

@@ -150,6 +150,7 @@ var (
 	dhcpTook = regexp.MustCompile(`dhcp: lease .*, ([0-9.]+)s\s*$`)
 	tlsTook  = regexp.MustCompile(`TLS handshake .* \+([0-9.]+)s`)
 	fetchMBs = regexp.MustCompile(`netcheck: \d+ bytes in [0-9.]+s, ([0-9.]+) MB/s`)
+	cpuIdle  = regexp.MustCompile(`netcheck: \d+ bytes in .* CPU idle (\d+)%`)
 	actorMBs = regexp.MustCompile(`\] (nic|frames|ip|tcp) +\d+ +\d+ +\d+ +([0-9.]+) +\d+ +(\d+)%`)
 )
 
@@ -188,6 +189,9 @@ func netBench(b *testing.B, cfg qemu.Config) {
 		}
 		if m := fetchMBs.FindStringSubmatch(line); m != nil {
 			b.ReportMetric(atof(m[1]), "MB/s-https+sha256")
+		}
+		if m := cpuIdle.FindStringSubmatch(line); m != nil {
+			b.ReportMetric(atof(m[1]), "idle%-cpu")
 		}
 		if m := actorMBs.FindStringSubmatch(line); m != nil {
 			b.ReportMetric(atof(m[2]), "MB/s-"+m[1])

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/cpu"
 
+	"github.com/ociboot/ociboot/efirt"
 	"github.com/ociboot/ociboot/observe"
 	"github.com/ociboot/ociboot/plan"
 )
@@ -89,9 +90,11 @@ func netcheck(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, url, sum 
 	}
 	h := sha256.New()
 	bar := log.NewProgress("netcheck", resp.ContentLength)
+	idle := efirt.ReadStats().Idle
 	n, err := io.Copy(io.MultiWriter(h, &progressWriter{bar: bar}), resp.Body)
 	bar.Finish(n)
 	took := time.Since(began)
+	idle = efirt.ReadStats().Idle - idle
 	if err != nil {
 		reportFailure(log, fail("downloading "+url, err, ""), "returning to the firmware")
 		return 1
@@ -100,8 +103,9 @@ func netcheck(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, url, sum 
 	tl.Span("download", url, took, n)
 	log.Block(observe.Info, observe.FormatRates(pl.rates()))
 	log.Block(observe.Info, tl.Summary())
-	log.Milestone("netcheck: %d bytes in %s, %s with SHA-256, sha256 %s", n, observe.FormatSeconds(took),
-		observe.FormatRate(float64(n)/took.Seconds()), got)
+	// An idle CPU means the network, not the loader, set the pace.
+	log.Milestone("netcheck: %d bytes in %s, %s with SHA-256, CPU idle %d%%, sha256 %s", n, observe.FormatSeconds(took),
+		observe.FormatRate(float64(n)/took.Seconds()), int(100*idle/max(took, 1)), got)
 	if sum != "" && !strings.EqualFold(sum, got) {
 		reportFailure(log, fail("checking "+url, fmt.Errorf("sha256 %s, want %s", got, sum), "the server sent other bytes"), "returning to the firmware")
 		return 1
