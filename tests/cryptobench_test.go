@@ -16,16 +16,9 @@ var cryptobenchLine = regexp.MustCompile(`cryptobench: (\S+) ([0-9.]+) MB/s`)
 // decryption, a copy), per arch and, on amd64, under the machine's QEMU
 // and trixie's QEMU 10. These rates bound BenchmarkNetHTTPS.
 func BenchmarkCrypto(b *testing.B) {
-	runs := []qemu.Config{{Arch: "amd64", QEMU: qemu.Trixie}}
-	for _, arch := range arches {
-		runs = append(runs, qemu.Config{Arch: arch})
-	}
-	for _, cfg := range runs {
-		name := cfg.Arch
-		if cfg.QEMU == qemu.Trixie {
-			name += "-qemu10"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, r := range emulatorRuns() {
+		b.Run(r.name, func(b *testing.B) {
+			cfg := r.cfg
 			efi := buildEFI(b, cfg.Arch, "./tests/cryptobench")
 			cfg.Timeout = 5 * time.Minute
 			for range b.N {

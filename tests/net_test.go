@@ -42,18 +42,10 @@ const netFileSize = 64 << 20
 // amd64-qemu10 runs the amd64 case under trixie's QEMU 10, the emulator
 // BenchmarkNetHTTPS measures beside the machine's.
 func TestNetHTTPS(t *testing.T) {
-	runs := []qemu.Config{{Arch: "amd64", QEMU: qemu.Trixie}}
-	for _, arch := range arches {
-		runs = append(runs, qemu.Config{Arch: arch})
-	}
-	for _, cfg := range runs {
-		name := cfg.Arch
-		if cfg.QEMU == qemu.Trixie {
-			name += "-qemu10"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, r := range emulatorRuns() {
+		t.Run(r.name, func(t *testing.T) {
 			b := bed.New(t, bed.Options{FileSize: netFileSize})
-			text, res := runNetcheck(t, b, cfg, netcheckPlan(string(b.Certs.CAPEM)),
+			text, res := runNetcheck(t, b, r.cfg, netcheckPlan(string(b.Certs.CAPEM)),
 				"netcheck="+b.FileHTTPSURL(bed.RandomFile), "sha256="+b.FileSHA256)
 			if !res.Exited || res.Status != 0 {
 				t.Fatalf("netcheck failed: %s", res.Reason)

@@ -16,6 +16,23 @@ import (
 // arches are the architectures efirt runs on so far.
 var arches = []string{"amd64", "arm64", "riscv64", "loong64"}
 
+// emulatorRun is one arch under one QEMU, named for subtests.
+type emulatorRun struct {
+	name string
+	cfg  qemu.Config
+}
+
+// emulatorRuns are every arch under the machine's QEMU, plus amd64 under
+// trixie's QEMU 10 ("amd64-qemu10"), whose TCG runs AES-NI and SHA-NI
+// several times faster.
+func emulatorRuns() []emulatorRun {
+	runs := []emulatorRun{{"amd64-qemu10", qemu.Config{Arch: "amd64", QEMU: qemu.Trixie}}}
+	for _, arch := range arches {
+		runs = append(runs, emulatorRun{arch, qemu.Config{Arch: arch}})
+	}
+	return runs
+}
+
 // cpuWithoutRNG is a QEMU CPU model per arch without a random-number
 // instruction (RDRAND, RNDR), so randomness must come from the firmware.
 // riscv64 has none (efirt does not use the Zkr seed CSR there); LoongArch

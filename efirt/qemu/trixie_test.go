@@ -35,25 +35,38 @@ func TestQEMU10ScriptQuotes(t *testing.T) {
 	}
 }
 
-// TestFindQEMUTrixieAmd64 fetches trixie's QEMU for amd64 on request and
-// checks that it runs here and is the version asked for.
-func TestFindQEMUTrixieAmd64(t *testing.T) {
-	var log strings.Builder
-	bin, err := FindQEMU(Config{Arch: "amd64", QEMU: Trixie, Log: &log})
-	t.Log(log.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "-version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s -version: %v\n%s", bin, err, out)
-	}
-	if !strings.Contains(string(out), "QEMU emulator version 10.") {
-		t.Errorf("not QEMU 10: %s", out)
-	}
-	out, err = exec.Command(bin, "-M", "help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "q35") {
-		t.Errorf("%s -M help: %v\n%s", bin, err, out)
+// TestFindQEMUTrixie fetches trixie's QEMU into the shared cache once
+// per package — for loong64 always, for amd64 on request — and checks that
+// the private root runs on this machine's kernel and libc, is QEMU 10 and
+// has the machine we boot.
+func TestFindQEMUTrixie(t *testing.T) {
+	for _, c := range []struct {
+		cfg     Config
+		machine string
+	}{
+		{Config{Arch: "loong64"}, "virt"},
+		{Config{Arch: "amd64", QEMU: Trixie}, "q35"},
+	} {
+		t.Run(c.cfg.Arch, func(t *testing.T) {
+			var log strings.Builder
+			c.cfg.Log = &log
+			bin, err := FindQEMU(c.cfg)
+			t.Log(log.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, "-version").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s -version: %v\n%s", bin, err, out)
+			}
+			if !strings.Contains(string(out), "QEMU emulator version 10.") {
+				t.Errorf("not QEMU 10: %s", out)
+			}
+			out, err = exec.Command(bin, "-M", "help").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), c.machine) {
+				t.Errorf("%s -M help: %v\n%s", bin, err, out)
+			}
+		})
 	}
 }
 
