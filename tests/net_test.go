@@ -154,7 +154,7 @@ var (
 // QEMU 10: the TLS and hash rates depend on how fast the emulator runs
 // AES-NI and SHA-NI, and 10's TCG runs them several times faster.
 func BenchmarkNetHTTPS(b *testing.B) {
-	for _, q := range []struct{ name, choice string }{{"qemu=machine", ""}, {"qemu=trixie", qemu.Trixie}} {
+	for _, q := range []struct{ name, choice string }{{"qemu=machine", qemu.Machine}, {"qemu=trixie", qemu.Trixie}} {
 		b.Run(q.name, func(b *testing.B) {
 			cfg := qemu.Config{Arch: "amd64", QEMU: q.choice}
 			for range b.N {

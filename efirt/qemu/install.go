@@ -57,11 +57,11 @@ func cacheDir() (string, error) { return build.CacheDir() }
 // trixie's from the cache when cfg.QEMU (or the arch) asks for it.
 func FindQEMU(cfg Config) (string, error) {
 	arch := archOf(cfg)
-	choice, err := qemuChoice(cfg)
+	trixie, err := wantsTrixie(cfg)
 	if err != nil {
 		return "", err
 	}
-	if choice == Trixie {
+	if trixie {
 		return trixieQEMUFor(cfg)
 	}
 	q, ok := qemuPackage[arch]

@@ -48,17 +48,14 @@ var qemu10Shared = []string{
 	"libffi8", "libpcre2-8-0", "libelf1t64", "libmount1", "libblkid1", "libselinux1",
 }
 
-// qemuChoice is the QEMU a run gets: the machine's or trixie's.
-func qemuChoice(cfg Config) (string, error) {
-	switch {
-	case archOf(cfg) == "loong64":
-		return Trixie, nil
-	case cfg.QEMU == "" || cfg.QEMU == Machine:
-		return Machine, nil
-	case cfg.QEMU == Trixie:
-		return Trixie, nil
+// wantsTrixie reports whether a run gets trixie's QEMU rather than the
+// machine's.
+func wantsTrixie(cfg Config) (bool, error) {
+	switch cfg.QEMU {
+	case "", Machine, Trixie:
+		return cfg.QEMU == Trixie || archOf(cfg) == "loong64", nil
 	}
-	return "", fmt.Errorf("qemu: unknown QEMU %q (want %q or %q)", cfg.QEMU, Machine, Trixie)
+	return false, fmt.Errorf("qemu: unknown QEMU %q (want %q or %q)", cfg.QEMU, Machine, Trixie)
 }
 
 // trixieQEMUFor returns a script that starts trixie's QEMU for the arch

@@ -1,9 +1,9 @@
 // Command cryptobench measures, inside UEFI, the primitives a verified
 // HTTPS download runs on every byte: SHA-256 (digest checks), AES-128-GCM
 // decryption (TLS 1.3 records, as Go picks on a CPU with AES-NI) and a
-// memory copy,
-// each over 32 MiB in 16 KiB pieces, the size of a TLS record. Under
-// emulation these rates, not the network, bound the download rate.
+// memory copy, each over 32 MiB in 16 KiB pieces, the size of a TLS
+// record. Under emulation these rates, not the network, bound the download
+// rate.
 package main
 
 import (
