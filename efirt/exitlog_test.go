@@ -1,11 +1,11 @@
 package efirt
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/ociboot/ociboot/observe"
+	"github.com/ociboot/ociboot/observe/observetest"
 )
 
 // resetCapture empties the console capture for a test and restores it
@@ -73,14 +73,14 @@ func TestExitTextIsObserveFormat(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resetCapture(t)
-			img := &memImage{b: make([]byte, 64<<10+tc.area)}
-			h, err := observe.FormatImage(img, int64(len(img.b)), 512, 77)
+			img := observetest.NewImage(int64(64<<10 + tc.area))
+			h, err := observe.FormatImage(img, int64(len(img.B)), 512, 77)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h.CrashUnits = uint32(tc.area / 512) // as if formatted with this area
-			h.Units = uint64(len(img.b)/512) - 1 - uint64(h.CrashUnits)
-			copy(img.b, observe.MarshalHeader(h))
+			h.Units = uint64(len(img.B)/512) - 1 - uint64(h.CrashUnits)
+			copy(img.B, observe.MarshalHeader(h))
 
 			captureCon([]byte("[ 0.100] saved to the ring already\n"), true)
 			ConsoleSaved(ConsolePos())
@@ -93,7 +93,7 @@ func TestExitTextIsObserveFormat(t *testing.T) {
 			if n > h.CrashBytes() {
 				t.Fatalf("encoded %d bytes for an area of %d", n, h.CrashBytes())
 			}
-			copy(img.b[h.CrashOffset():], buf[:n])
+			copy(img.B[h.CrashOffset():], buf[:n])
 			rec, err := observe.Recover(img)
 			if err != nil {
 				t.Fatal(err)
@@ -124,20 +124,4 @@ func TestSetExitDiskChecks(t *testing.T) {
 	if SetExitDisk(ExitDisk{}); exitDisk.BlockIo != 0 {
 		t.Error("not unregistered")
 	}
-}
-
-type memImage struct{ b []byte }
-
-func (m *memImage) ReadAt(p []byte, off int64) (int, error) {
-	if off+int64(len(p)) > int64(len(m.b)) {
-		return 0, fmt.Errorf("read past the end")
-	}
-	return copy(p, m.b[off:]), nil
-}
-
-func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
-	if off+int64(len(p)) > int64(len(m.b)) {
-		return 0, fmt.Errorf("write past the end")
-	}
-	return copy(m.b[off:], p), nil
 }

@@ -4,6 +4,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/ociboot/ociboot/observe/observetest"
 )
 
 var zeroTime time.Time
@@ -11,11 +13,11 @@ var zeroTime time.Time
 // BenchmarkLogRing measures a logged line going to a console sink and the
 // ring, with a flush every 16 lines (milestones are rarer than that).
 func BenchmarkLogRing(b *testing.B) {
-	img := &memImage{b: make([]byte, 4<<20)}
-	if _, err := FormatImage(img, int64(len(img.b)), 0, 1); err != nil {
+	img := observetest.NewImage(4 << 20)
+	if _, err := FormatImage(img, int64(len(img.B)), 0, 1); err != nil {
 		b.Fatal(err)
 	}
-	ring, err := OpenRing(&ImageDevice{RW: img, Size: int64(len(img.b))})
+	ring, err := OpenRing(&ImageDevice{RW: img, Size: int64(len(img.B))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,15 +35,15 @@ func BenchmarkLogRing(b *testing.B) {
 
 // BenchmarkRecover measures reading back a full 4 MiB scratch disk.
 func BenchmarkRecover(b *testing.B) {
-	img := &memImage{b: make([]byte, 4<<20)}
-	FormatImage(img, int64(len(img.b)), 0, 1)
-	ring, _ := OpenRing(&ImageDevice{RW: img, Size: int64(len(img.b))})
+	img := observetest.NewImage(4 << 20)
+	FormatImage(img, int64(len(img.B)), 0, 1)
+	ring, _ := OpenRing(&ImageDevice{RW: img, Size: int64(len(img.B))})
 	line := []byte("[    1.234] a line of log text of a typical length, with some figures 12345\n")
 	for i := 0; i < 60000; i++ {
 		ring.Write(line)
 	}
 	ring.Flush()
-	b.SetBytes(int64(len(img.b)))
+	b.SetBytes(int64(len(img.B)))
 	for b.Loop() {
 		if _, err := Recover(img); err != nil {
 			b.Fatal(err)

@@ -4,16 +4,18 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/ociboot/ociboot/observe/observetest"
 )
 
 // putExitArea writes an exit text into img's crash area as efirt does.
-func putExitArea(t *testing.T, img *memImage, run uint32, cut bool, text string) []byte {
+func putExitArea(t *testing.T, img *observetest.Image, run uint32, cut bool, text string) []byte {
 	t.Helper()
-	h, err := ParseHeader(img.b)
+	h, err := ParseHeader(img.B)
 	if err != nil {
 		t.Fatal(err)
 	}
-	area := img.b[h.CrashOffset() : h.CrashOffset()+int64(h.CrashBytes())]
+	area := img.B[h.CrashOffset() : h.CrashOffset()+int64(h.CrashBytes())]
 	PutExit(area, h.Generation, run, cut, []byte(text))
 	return area
 }
@@ -101,11 +103,11 @@ func TestVersion1Image(t *testing.T) {
 	// An image formatted before the crash area existed: its header is
 	// version 1 and its ring runs to the end of the disk.
 	const size = 64 << 10
-	img := &memImage{b: make([]byte, size)}
+	img := observetest.NewImage(size)
 	h := Header{Version: 1, UnitSize: 512, Units: size/512 - 1, Generation: 42}
-	copy(img.b, MarshalHeader(h))
+	copy(img.B, MarshalHeader(h))
 	dev := &ImageDevice{RW: img, Size: size}
-	got, err := ParseHeader(img.b)
+	got, err := ParseHeader(img.B)
 	if err != nil || got != h {
 		t.Fatalf("header %+v, %v; want %+v", got, err, h)
 	}
@@ -127,7 +129,7 @@ func TestVersion1Image(t *testing.T) {
 }
 
 func TestCrashAreaPlacement(t *testing.T) {
-	img := &memImage{b: make([]byte, 1<<20)}
+	img := observetest.NewImage(1 << 20)
 	h, err := FormatImage(img, 1<<20, 4096, 5)
 	if err != nil {
 		t.Fatal(err)

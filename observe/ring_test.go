@@ -6,29 +6,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ociboot/ociboot/observe/observetest"
 )
 
-// memImage is an in-memory disk image.
-type memImage struct{ b []byte }
-
-func (m *memImage) ReadAt(p []byte, off int64) (int, error) {
-	if off+int64(len(p)) > int64(len(m.b)) {
-		return 0, fmt.Errorf("read past the end")
-	}
-	return copy(p, m.b[off:]), nil
-}
-
-func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
-	if off+int64(len(p)) > int64(len(m.b)) {
-		return 0, fmt.Errorf("write past the end")
-	}
-	return copy(m.b[off:], p), nil
-}
-
 // scratch returns a formatted in-memory scratch disk of size bytes.
-func scratch(t *testing.T, size int64, unit int) (*memImage, *ImageDevice) {
+func scratch(t *testing.T, size int64, unit int) (*observetest.Image, *ImageDevice) {
 	t.Helper()
-	img := &memImage{b: make([]byte, size)}
+	img := observetest.NewImage(size)
 	if _, err := FormatImage(img, size, unit, 0x1234); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +47,7 @@ func writeRun(t *testing.T, dev BlockDevice, lines int, tag string) string {
 	return want.String()
 }
 
-func recoverImage(t *testing.T, img *memImage) *Recovered {
+func recoverImage(t *testing.T, img *observetest.Image) *Recovered {
 	t.Helper()
 	rec, err := Recover(img)
 	if err != nil {
@@ -131,7 +116,7 @@ func TestRingSequenceOrder(t *testing.T) {
 		t.Fatalf("recovered text is not the end of what was written:\n%q", got)
 	}
 	// Unit 1 no longer holds the oldest record.
-	r, _ := parseRecord(img.b[512:1024], 0x1234)
+	r, _ := parseRecord(img.B[512:1024], 0x1234)
 	if r.seq == 0 {
 		t.Error("the ring did not wrap")
 	}
@@ -213,15 +198,15 @@ func TestRingRefusesForeignDisk(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			img, dev := scratch(t, 64<<10, 0)
-			corrupt(img.b)
-			before := bytes.Clone(img.b)
+			corrupt(img.B)
+			before := bytes.Clone(img.B)
 			rec := &recording{ImageDevice: dev}
 			if r, err := OpenRing(rec); err == nil {
 				r.Write([]byte("must not land\n"))
 				r.Flush()
 				t.Fatal("opened a ring on a disk without a valid header")
 			}
-			if rec.writes != 0 || !bytes.Equal(before, img.b) {
+			if rec.writes != 0 || !bytes.Equal(before, img.B) {
 				t.Error("the disk was written")
 			}
 			if name != "too big" {
@@ -234,25 +219,25 @@ func TestRingRefusesForeignDisk(t *testing.T) {
 }
 
 func TestRingUnitLargerThanBlock(t *testing.T) {
-	img := &memImage{b: make([]byte, 64<<10)}
-	if _, err := FormatImage(img, int64(len(img.b)), 4096, 7); err != nil {
+	img := observetest.NewImage(64 << 10)
+	if _, err := FormatImage(img, int64(len(img.B)), 4096, 7); err != nil {
 		t.Fatal(err)
 	}
-	dev := &ImageDevice{RW: img, Size: int64(len(img.b)), Block: 512}
+	dev := &ImageDevice{RW: img, Size: int64(len(img.B)), Block: 512}
 	want := writeRun(t, dev, 200, "big")
 	if got := recoverImage(t, img).Last(); !strings.HasSuffix(want, got.Text) || got.Missing != 0 {
 		t.Error("4 KiB units on a 512-byte device do not round-trip")
 	}
 	// A unit smaller than the device's block cannot be written alone.
-	small := &memImage{b: make([]byte, 64<<10)}
-	FormatImage(small, int64(len(small.b)), 512, 7)
-	if _, err := OpenRing(&ImageDevice{RW: small, Size: int64(len(small.b)), Block: 4096}); err == nil {
+	small := observetest.NewImage(64 << 10)
+	FormatImage(small, int64(len(small.B)), 512, 7)
+	if _, err := OpenRing(&ImageDevice{RW: small, Size: int64(len(small.B)), Block: 4096}); err == nil {
 		t.Error("512-byte units accepted on a 4096-byte-block device")
 	}
 }
 
 func TestFormatImageLimits(t *testing.T) {
-	img := &memImage{b: make([]byte, 4096+CrashAreaBytes)}
+	img := observetest.NewImage(4096 + CrashAreaBytes)
 	if _, err := FormatImage(img, 1024, 512, 0); err == nil {
 		t.Error("a disk of one unit formatted")
 	}
