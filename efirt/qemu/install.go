@@ -16,6 +16,13 @@ import (
 	"sync"
 )
 
+// systemFirmwarePackage names, per arch, the machine's own firmware package
+// (SystemFirmware's source); bookworm packages EDK2 for amd64 and arm64 only.
+var systemFirmwarePackage = map[string]string{
+	"amd64": "ovmf",
+	"arm64": "qemu-efi-aarch64",
+}
+
 // qemuPackage names the QEMU binary and the Debian package shipping it.
 var qemuPackage = map[string]struct{ binary, pkg string }{
 	"amd64": {"qemu-system-x86_64", "qemu-system-x86"},
@@ -72,15 +79,16 @@ func FindQEMU(cfg Config) (string, error) {
 		logf(cfg.Log, "using %s", p)
 		return p, nil
 	}
-	// The system's firmware package comes along: it is the firmware of
-	// last resort.
-	fwPkg := "ovmf"
-	if af, ok := archFirmwares[arch]; ok {
-		fwPkg = af.pkg
+	// The system's firmware package comes along where the machine's suite
+	// has one (bookworm has none for riscv64): it is the firmware of last
+	// resort.
+	pkgs := []string{q.pkg}
+	if fw := systemFirmwarePackage[arch]; fw != "" {
+		pkgs = append(pkgs, fw)
 	}
-	logf(cfg.Log, "%s not found; installing the Debian packages %s and %s", q.binary, q.pkg, fwPkg)
-	if err := aptInstall(cfg.Log, q.pkg, fwPkg); err != nil {
-		return "", fmt.Errorf("%s not found and not installed (install the Debian package %s, e.g. apt-get install %s %s): %w", q.binary, q.pkg, q.pkg, fwPkg, err)
+	logf(cfg.Log, "%s not found; installing the Debian packages %s", q.binary, strings.Join(pkgs, " "))
+	if err := aptInstall(cfg.Log, pkgs...); err != nil {
+		return "", fmt.Errorf("%s not found and not installed (install the Debian package %s, e.g. apt-get install %s): %w", q.binary, q.pkg, strings.Join(pkgs, " "), err)
 	}
 	p, err := exec.LookPath(q.binary)
 	if err != nil {
