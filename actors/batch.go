@@ -45,7 +45,8 @@ func (p *Pool) Get() *Batch {
 }
 
 // Full returns a batch holding BatchSize buffers, each resliced to its full
-// capacity, ready to be filled by a receiver such as a NIC driver.
+// capacity (at least BufSize), ready to be filled by a receiver such as a
+// NIC driver, which may replace a buffer with a larger one.
 func (p *Pool) Full() *Batch {
 	b := p.Get()
 	for i := 0; i < p.batchSize; i++ {
@@ -80,11 +81,14 @@ func (b *Batch) Bytes() int {
 	return n
 }
 
-// buf reuses the backing array left in the slot past len, if any.
+// buf reuses the backing array left in the slot past len, if any. It may
+// be larger than the pool's size: a NIC driver puts a larger buffer in a
+// slot for a frame that did not fit (a segment the host did not cut to the
+// MTU), and the slot keeps it for the next one.
 func (b *Batch) buf() []byte {
 	i := len(b.Bufs)
 	if i < cap(b.Bufs) {
-		if old := b.Bufs[:i+1][i]; cap(old) == b.pool.bufSize {
+		if old := b.Bufs[:i+1][i]; cap(old) >= b.pool.bufSize {
 			return old[:cap(old)]
 		}
 	}

@@ -254,3 +254,23 @@ func TestBatchPool(t *testing.T) {
 		t.Error("append larger than a buffer")
 	}
 }
+
+// TestBatchKeepsLargerBuffer: a buffer a receiver put in a slot in place of
+// a pool buffer too small for its frame is handed out again from that slot.
+func TestBatchKeepsLargerBuffer(t *testing.T) {
+	p := NewPool(64, 2)
+	b := p.Full()
+	big := make([]byte, 1000)
+	b.Bufs[1] = big[:700] // a driver's larger buffer for a larger frame
+	b.Bufs = b.Bufs[:0]   // emptied as Release and Get do, slots kept
+	if got := b.Append(10); cap(got) != 64 {
+		t.Fatalf("slot 0 gave capacity %d, want the pool's 64", cap(got))
+	}
+	if got := b.Append(10); cap(got) != 1000 || &got[0] != &big[0] {
+		t.Errorf("slot 1 gave a buffer of capacity %d, want the 1000-byte one back", cap(got))
+	}
+	b.Bufs = b.Bufs[:0]
+	if b.Append(65) != nil {
+		t.Error("Append takes more than the pool's size because a slot holds more")
+	}
+}

@@ -56,6 +56,15 @@ func (v *Virtio) String() string {
 	return fmt.Sprintf("virtio-net (%s) over PCI IO, features %v", kind, v.Net.Features())
 }
 
+// Summary says what the driver received, for reports: how much came as
+// segments larger than the MTU (receive offloads at work) and what it
+// dropped.
+func (v *Virtio) Summary() string {
+	st := v.Net.Stats()
+	return fmt.Sprintf("virtio-net received %d frames (%d bytes): %d merged from several buffers, %d partial checksums completed, %d dropped",
+		st.RxFrames, st.RxBytes, st.RxMerged, st.RxCsumCompleted, st.RxDrops)
+}
+
 // Close resets the device, frees its memory and gives the device back to
 // the firmware's drivers.
 func (v *Virtio) Close() error {

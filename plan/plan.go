@@ -26,7 +26,8 @@ type Plan struct {
 	// targets in order, then back to the firmware; the default) or "exit"
 	// (straight back to the firmware).
 	OnFailure string `json:"onFailure,omitempty"`
-	// NIC picks the network path: "auto" (default), "virtio" or "snp".
+	// NIC picks the network path: "auto" (default), "virtio",
+	// "virtio-nooffload" (virtio-net, every frame cut to the MTU) or "snp".
 	NIC string `json:"nic,omitempty"`
 	// Network, when set, replaces DHCP with a static configuration.
 	Network *Static `json:"network,omitempty"`
@@ -129,9 +130,9 @@ func (p *Plan) Validate() error {
 		bad("onFailure %q: want next or exit", p.OnFailure)
 	}
 	switch p.NIC {
-	case "", "auto", "virtio", "snp":
+	case "", "auto", "virtio", "virtio-nooffload", "snp":
 	default:
-		bad("nic %q: want auto, virtio or snp", p.NIC)
+		bad("nic %q: want auto, virtio, virtio-nooffload or snp", p.NIC)
 	}
 	if p.Network != nil {
 		if _, err := netip.ParsePrefix(p.Network.Address); err != nil {

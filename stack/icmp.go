@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/ociboot/ociboot/frames"
+	"github.com/ociboot/ociboot/nic/csum"
 )
 
 // ICMP types handled.
@@ -19,7 +20,7 @@ const (
 // icmpInput answers echo requests and passes destination-unreachable
 // errors to the TCP connection they concern.
 func (s *Stack) icmpInput(h *ipv4, p []byte) {
-	if len(p) < 8 || checksum(p) != 0 {
+	if len(p) < 8 || csum.Checksum(p) != 0 {
 		s.count(func(st *Stats) { st.Malformed++ })
 		return
 	}
@@ -51,7 +52,7 @@ func (s *Stack) echoReply(h *ipv4, p []byte) {
 	copy(m, p)
 	m[0], m[1] = icmpEchoReply, 0
 	m[2], m[3] = 0, 0
-	binary.BigEndian.PutUint16(m[2:4], checksum(m))
+	binary.BigEndian.PutUint16(m[2:4], csum.Checksum(m))
 	if s.sendNow(b, nextHop) {
 		s.count(func(st *Stats) { st.EchoReplies++ })
 	}

@@ -3,6 +3,8 @@ package stack
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/ociboot/ociboot/nic/csum"
 )
 
 // IP protocol numbers.
@@ -50,7 +52,7 @@ func parseIPv4(p []byte) (h ipv4, payload []byte, err error) {
 	if h.totalLen < h.ihl || h.totalLen > len(p) {
 		return h, nil, errTotalLen
 	}
-	if checksum(p[:h.ihl]) != 0 {
+	if csum.Checksum(p[:h.ihl]) != 0 {
 		return h, nil, errChecksum
 	}
 	// Fragments are dropped: nothing we talk to needs them (TCP uses the
@@ -78,5 +80,5 @@ func putIPv4(b []byte, totalLen int, id uint16, proto uint8, src, dst [4]byte) {
 	b[10], b[11] = 0, 0
 	copy(b[12:16], src[:])
 	copy(b[16:20], dst[:])
-	binary.BigEndian.PutUint16(b[10:12], checksum(b[:20]))
+	binary.BigEndian.PutUint16(b[10:12], csum.Checksum(b[:20]))
 }

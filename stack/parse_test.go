@@ -3,45 +3,12 @@ package stack
 import (
 	"bytes"
 	"encoding/binary"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/ociboot/ociboot/frames"
+	"github.com/ociboot/ociboot/nic/csum"
 )
-
-// refChecksum is RFC 1071 done the obvious way.
-func refChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
-}
-
-func TestChecksum(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for n := 0; n < 300; n++ {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		if n%7 == 0 {
-			for i := range b {
-				b[i] = 0xff
-			}
-		}
-		if got, want := checksum(b), refChecksum(b); got != want {
-			t.Fatalf("len %d: checksum %#04x, want %#04x", n, got, want)
-		}
-	}
-}
 
 // packet builds an IPv4 packet carrying a TCP segment.
 func packet(o tcpOut, payload []byte) []byte {
@@ -62,7 +29,7 @@ func TestParseIPv4(t *testing.T) {
 	}
 	fix := func(p []byte) []byte { // recompute the header checksum after an edit
 		p[10], p[11] = 0, 0
-		binary.BigEndian.PutUint16(p[10:], checksum(p[:int(p[0]&0xf)*4]))
+		binary.BigEndian.PutUint16(p[10:], csum.Checksum(p[:int(p[0]&0xf)*4]))
 		return p
 	}
 	cases := []struct {

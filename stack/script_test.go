@@ -11,6 +11,7 @@ import (
 
 	"github.com/ociboot/ociboot/actors"
 	"github.com/ociboot/ociboot/frames"
+	"github.com/ociboot/ociboot/nic/csum"
 )
 
 // scriptPeer is a hand-driven TCP peer on a fake link: it answers ARP by
@@ -139,6 +140,12 @@ func (p *scriptPeer) sendUDP(dst netip.Addr, payload []byte, corrupt bool) {
 	b := p.pool.Get()
 	total := ipv4HeaderLen + udpHeaderLen + len(payload)
 	buf := b.Append(frames.HeaderLen + total)
+	if buf == nil {
+		// Larger than the MTU: a segment the host handed over whole, as
+		// a NIC with receive offloads delivers it.
+		buf = make([]byte, frames.HeaderLen+total)
+		b.Bufs = append(b.Bufs, buf)
+	}
 	frames.Header{Dst: p.ourMAC, Src: p.mac, Type: frames.TypeIPv4}.Put(buf)
 	ip := buf[frames.HeaderLen:]
 	putIPv4(ip, total, 1, protoUDP, p.ip, dst.As4())
@@ -148,7 +155,7 @@ func (p *scriptPeer) sendUDP(dst netip.Addr, payload []byte, corrupt bool) {
 	binary.BigEndian.PutUint16(u[4:6], uint16(udpHeaderLen+len(payload)))
 	u[6], u[7] = 0, 0
 	copy(u[udpHeaderLen:], payload)
-	binary.BigEndian.PutUint16(u[6:8], fold(sum(pseudoSum(p.ip, dst.As4(), protoUDP, len(u)), u)))
+	binary.BigEndian.PutUint16(u[6:8], csum.Fold(csum.Sum(pseudoSum(p.ip, dst.As4(), protoUDP, len(u)), u)))
 	if corrupt {
 		u[len(u)-1] ^= 0xff
 	}
@@ -160,6 +167,12 @@ func (p *scriptPeer) send(lport uint16, o tcpOut, payload []byte) {
 	b := p.pool.Get()
 	total := ipv4HeaderLen + tcpHeaderLen + o.optLen() + len(payload)
 	buf := b.Append(frames.HeaderLen + total)
+	if buf == nil {
+		// Larger than the MTU: a segment the host handed over whole, as
+		// a NIC with receive offloads delivers it.
+		buf = make([]byte, frames.HeaderLen+total)
+		b.Bufs = append(b.Bufs, buf)
+	}
 	frames.Header{Dst: p.ourMAC, Src: p.mac, Type: frames.TypeIPv4}.Put(buf)
 	ip := buf[frames.HeaderLen:]
 	dst := ourAddr.Addr().As4()

@@ -599,7 +599,11 @@ func (c *tcpConn) receiveData(seg *segment) {
 	c.rcvNxt += adv
 	c.rcvTail += uint64(adv)
 	c.rcv.tail.Store(c.rcvTail)
-	c.ackPending++
+	// Count full-sized segments, not packets: a segment the NIC took whole
+	// from the host (larger than our MSS) is as many as it holds, and is
+	// ACKed at once like two would be (RFC 9293 3.8.6.3).
+	mss := c.mtu - 40
+	c.ackPending += (len(p) + mss - 1) / mss
 	c.rcvReady = true
 }
 

@@ -3,6 +3,8 @@ package stack
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/ociboot/ociboot/nic/csum"
 )
 
 // TCP flags.
@@ -59,7 +61,7 @@ func parseTCP(b []byte, src, dst [4]byte) (s segment, err error) {
 	if off < tcpHeaderLen || off > len(b) {
 		return s, errDataOffset
 	}
-	if fold(sum(pseudoSum(src, dst, protoTCP, len(b)), b)) != 0 {
+	if csum.Fold(csum.Sum(pseudoSum(src, dst, protoTCP, len(b)), b)) != 0 {
 		return s, errChecksum
 	}
 	s.srcPort = binary.BigEndian.Uint16(b[0:2])
@@ -192,7 +194,7 @@ func putTCP(b []byte, sport, dport uint16, o *tcpOut, payloadLen int, src, dst [
 		}
 	}
 	n := hl + payloadLen
-	binary.BigEndian.PutUint16(b[16:18], fold(sum(pseudoSum(src, dst, protoTCP, n), b[:n])))
+	binary.BigEndian.PutUint16(b[16:18], csum.Fold(csum.Sum(pseudoSum(src, dst, protoTCP, n), b[:n])))
 	return hl
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ociboot/ociboot/frames"
+	"github.com/ociboot/ociboot/nic/csum"
 )
 
 const udpHeaderLen = 8
@@ -78,7 +79,7 @@ func (s *Stack) udpInput(h *ipv4, p []byte) {
 		return
 	}
 	p = p[:l]
-	if binary.BigEndian.Uint16(p[6:8]) != 0 && fold(sum(pseudoSum(h.src, h.dst, protoUDP, l), p)) != 0 {
+	if binary.BigEndian.Uint16(p[6:8]) != 0 && csum.Fold(csum.Sum(pseudoSum(h.src, h.dst, protoUDP, l), p)) != 0 {
 		s.count(func(st *Stats) { st.Malformed++ })
 		return
 	}
@@ -176,7 +177,7 @@ func (u *UDPConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error)
 	binary.BigEndian.PutUint16(h[4:6], uint16(udpHeaderLen+len(p)))
 	h[6], h[7] = 0, 0
 	copy(h[udpHeaderLen:], p)
-	cs := fold(sum(pseudoSum(s4, d4, protoUDP, udpHeaderLen+len(p)), h[:udpHeaderLen+len(p)]))
+	cs := csum.Fold(csum.Sum(pseudoSum(s4, d4, protoUDP, udpHeaderLen+len(p)), h[:udpHeaderLen+len(p)]))
 	if cs == 0 {
 		cs = 0xffff // RFC 768: zero means no checksum
 	}

@@ -101,6 +101,9 @@ func netcheck(log *observe.Logger, tl *observe.Timeline, p *plan.Plan, url, sum 
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	tl.Span("download", url, took, n)
+	if s, ok := pl.dev.(interface{ Summary() string }); ok {
+		log.Logf("nic: %s", s.Summary())
+	}
 	log.Block(observe.Info, observe.FormatRates(pl.rates()))
 	log.Block(observe.Info, tl.Summary())
 	// An idle CPU means the network, not the loader, set the pace.

@@ -40,7 +40,7 @@ func cmdDemo(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	arch := fs.String("arch", defaultArch(), "architecture of the machine (GOARCH)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	nicPath := fs.String("nic", "auto", "NIC path for the loader: auto, virtio or snp")
+	nicPath := fs.String("nic", "auto", "NIC path for the loader: auto, virtio, virtio-nooffload or snp")
 	from := fs.String("qemu-from", qemu.Machine, qemuFromUsage)
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -10,8 +10,9 @@ import (
 // network bits elsewhere; §5.1.3 and §6).
 type Features uint64
 
-// Feature bits the driver or the device model name. Only VERSION_1, MAC,
-// STATUS, MTU and ACCESS_PLATFORM are ever accepted by the driver.
+// Feature bits the driver or the device model name. The driver accepts
+// VERSION_1, MAC, STATUS, MTU, ACCESS_PLATFORM and the receive offloads
+// (GUEST_CSUM, GUEST_TSO4, MRG_RXBUF) and nothing else.
 const (
 	FeatureCsum           Features = 1 << 0
 	FeatureGuestCsum      Features = 1 << 1
@@ -33,6 +34,11 @@ const (
 	FeatureOrderPlatform  Features = 1 << 36
 	FeatureNotifyData     Features = 1 << 38
 )
+
+// ReceiveOffloads are the receive offloads the driver accepts, all three
+// or none: partial checksums, TCP segments larger than the MTU, and
+// packets spread over several receive buffers.
+const ReceiveOffloads = FeatureGuestCsum | FeatureGuestTSO4 | FeatureMrgRxBuf
 
 var featureNames = map[Features]string{
 	FeatureCsum:           "CSUM",

@@ -121,11 +121,13 @@ func TestIdentity(t *testing.T) {
 func TestNegotiation(t *testing.T) {
 	base := virtio.FeatureVersion1 | virtio.FeatureMAC | virtio.FeatureStatus
 	for _, tc := range []struct {
-		name    string
-		cfg     devmodel.Config
-		want    virtio.Features // accepted; 0 when Open must fail
-		wantErr string
-		mtu     int
+		name       string
+		cfg        devmodel.Config
+		opts       virtio.Options
+		want       virtio.Features // accepted; 0 when Open must fail
+		wantErr    string
+		mtu        int
+		maxReceive int // 0: MaxFrame
 	}{
 		{name: "MTU not offered", cfg: devmodel.Config{Features: base}, want: base, mtu: 1500},
 		{name: "MTU offered", cfg: devmodel.Config{Features: base | virtio.FeatureMTU, MTU: 9000},
@@ -142,9 +144,13 @@ func TestNegotiation(t *testing.T) {
 			wantErr: "offers no VERSION_1"},
 		{name: "MTU below 68", cfg: devmodel.Config{Features: base | virtio.FeatureMTU, MTU: 60},
 			wantErr: "MTU 60"},
-		{name: "offloads never accepted", cfg: devmodel.Config{Features: base | virtio.FeatureCsum | virtio.FeatureGuestCsum |
+		{name: "receive offloads accepted, the rest never", cfg: devmodel.Config{Features: base | virtio.FeatureCsum | virtio.FeatureGuestCsum |
 			virtio.FeatureGuestTSO4 | virtio.FeatureHostTSO4 | virtio.FeatureMrgRxBuf | virtio.FeatureCtrlVQ | virtio.FeatureMQ |
 			virtio.FeatureEventIdx | virtio.FeatureIndirectDesc | virtio.FeatureRingPacked | virtio.FeatureNotifyData | virtio.FeatureOrderPlatform},
+			want: base | virtio.ReceiveOffloads, mtu: 1500, maxReceive: 14 + 65535},
+		{name: "receive offloads declined", opts: virtio.Options{NoOffloads: true}, cfg: devmodel.Config{Features: base | virtio.ReceiveOffloads},
+			want: base, mtu: 1500},
+		{name: "receive offloads only all three", cfg: devmodel.Config{Features: base | virtio.FeatureGuestCsum | virtio.FeatureGuestTSO4},
 			want: base, mtu: 1500},
 		{name: "ACCESS_PLATFORM accepted", cfg: devmodel.Config{Features: base | virtio.FeatureAccessPlatform},
 			want: base | virtio.FeatureAccessPlatform, mtu: 1500},
@@ -155,7 +161,7 @@ func TestNegotiation(t *testing.T) {
 			var sent [][]byte
 			tc.cfg.OnTransmit = func(f []byte) { sent = append(sent, append([]byte(nil), f...)) }
 			dev := devmodel.New(mem, tc.cfg)
-			n, err := virtio.Open(dev, mem, virtio.Options{})
+			n, err := virtio.Open(dev, mem, tc.opts)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Open: %v, want error containing %q", err, tc.wantErr)
@@ -180,6 +186,9 @@ func TestNegotiation(t *testing.T) {
 			}
 			if n.MaxFrame() != 14+tc.mtu {
 				t.Errorf("MaxFrame() = %d, want %d", n.MaxFrame(), 14+tc.mtu)
+			}
+			if want := max(tc.maxReceive, 14+tc.mtu); n.MaxReceive() != want {
+				t.Errorf("MaxReceive() = %d, want %d", n.MaxReceive(), want)
 			}
 			if _, err := n.MAC(); (err == nil) != (tc.want&virtio.FeatureMAC != 0) {
 				t.Errorf("MAC() error %v with features %v", err, tc.want)

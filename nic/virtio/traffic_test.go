@@ -216,14 +216,20 @@ func TestReceiveDrops(t *testing.T) {
 	b.dev.Inject(frame(0, 1000))
 	b.dev.Inject(make([]byte, 10)) // runt: shorter than an Ethernet header
 	b.dev.Inject(frame(2, 100))
-	rb := [][]byte{make([]byte, 0, 500), make([]byte, 0, 500), make([]byte, 0, 500)}
+	small := make([]byte, 0, 500)
+	rb := [][]byte{small, make([]byte, 0, 500), make([]byte, 0, 500)}
 	c, err := b.net.Receive(rb)
-	if c != 1 || err != nil {
-		t.Fatalf("Receive = %d, %v; want only the frame that fits", c, err)
+	if c != 2 || err != nil {
+		t.Fatalf("Receive = %d, %v; want the two frames that are not runts", c, err)
 	}
-	checkFrame(t, rb[0], 2, 100)
-	if st := b.net.Stats(); st.RxDrops != 2 || st.RxFrames != 1 {
-		t.Errorf("stats %+v, want 2 drops and 1 frame", st)
+	// The frame too large for its 500-byte buffer came in a new one.
+	checkFrame(t, rb[0], 0, 1000)
+	if cap(rb[0]) != b.net.MaxReceive() || &rb[0][:1][0] == &small[:1][0] {
+		t.Errorf("the large frame's buffer has capacity %d, want a new one of %d", cap(rb[0]), b.net.MaxReceive())
+	}
+	checkFrame(t, rb[1], 2, 100)
+	if st := b.net.Stats(); st.RxDrops != 1 || st.RxFrames != 2 {
+		t.Errorf("stats %+v, want 1 drop and 2 frames", st)
 	}
 	// Dropped frames' buffers went back: the whole ring still works.
 	for i := range 8 {

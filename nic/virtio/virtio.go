@@ -1,6 +1,7 @@
 // Package virtio drives a virtio-net device through the virtio 1.x PCI
 // transport (OASIS virtio v1.2 §4.1) with split virtqueues (§2.7): one
-// receive and one transmit queue, polled, no offloads.
+// receive and one transmit queue, polled, with receive offloads (large
+// segments in merged buffers, partial checksums) when the device offers them.
 //
 // The driver reaches the device only through the small PCI and DMA
 // interfaces below, so the same code runs over EFI_PCI_IO_PROTOCOL in the

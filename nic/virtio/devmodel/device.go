@@ -105,6 +105,9 @@ const (
 	// FaultStall stops the queue: nothing is consumed or completed until
 	// the fault is cleared. Unlike the others it does not clear itself.
 	FaultStall
+	// FaultShortMerge makes the next received packet's header claim one
+	// more buffer (num_buffers) than the packet used.
+	FaultShortMerge
 )
 
 // CapFault selects a malformed PCI capability list.
@@ -219,7 +222,7 @@ type Device struct {
 	q           [2]vqueue
 	resets      int
 
-	backlog [][]byte // FIFO of frames from bhead on
+	backlog [][]byte // FIFO from bhead on: virtio-net header, then the frame
 	bhead   int
 	spare   [][]byte
 	segs    [][]byte

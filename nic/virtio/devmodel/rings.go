@@ -2,11 +2,33 @@
 
 package devmodel
 
-// Inject hands the device a frame from the wire. It goes into a posted
-// receive buffer at once if there is one, else waits in the backlog. It
-// reports false when the frame was dropped.
-func (d *Device) Inject(frame []byte) bool {
-	if !d.live() || d.Backlog() >= d.cfg.RxBacklog {
+import "github.com/ociboot/ociboot/nic/virtio"
+
+// Inject hands the device a frame from the wire. It goes into posted
+// receive buffers at once if there are enough, else waits in the backlog.
+// It reports false when the frame was dropped.
+func (d *Device) Inject(frame []byte) bool { return d.InjectWithHeader(frame, RxHeader{}) }
+
+// RxHeader is what the device says of a received packet in its virtio-net
+// header (§5.1.6.4); num_buffers is the device's own business.
+type RxHeader struct {
+	Flags      uint8 // NEEDS_CSUM 1, DATA_VALID 2
+	GSOType    uint8 // NONE 0, TCPV4 1, UDP 3, TCPV6 4, | ECN 0x80
+	HdrLen     uint16
+	GSOSize    uint16
+	CsumStart  uint16
+	CsumOffset uint16
+}
+
+// InjectWithHeader is Inject for a packet the host handed over with
+// offload information: a segment larger than the MTU, a partial checksum.
+// A header with anything set needs the driver to have accepted GUEST_CSUM;
+// otherwise, as a device would not send it, the frame is dropped. Nothing
+// else about the header is checked, so tests can send what a broken
+// device would.
+func (d *Device) InjectWithHeader(frame []byte, h RxHeader) bool {
+	if !d.live() || d.Backlog() >= d.cfg.RxBacklog ||
+		(h != RxHeader{} && d.drvFeatures&uint64(virtio.FeatureGuestCsum) == 0) {
 		d.stats.RxDropped++
 		return false
 	}
@@ -14,7 +36,13 @@ func (d *Device) Inject(frame []byte) bool {
 	if n := len(d.spare); n > 0 {
 		b, d.spare = d.spare[n-1], d.spare[:n-1]
 	}
-	d.backlog = append(d.backlog, append(b[:0], frame...))
+	var hdr [netHdrLen]byte
+	hdr[0], hdr[1] = h.Flags, h.GSOType
+	le.PutUint16(hdr[2:], h.HdrLen)
+	le.PutUint16(hdr[4:], h.GSOSize)
+	le.PutUint16(hdr[6:], h.CsumStart)
+	le.PutUint16(hdr[8:], h.CsumOffset)
+	d.backlog = append(d.backlog, append(append(b[:0], hdr[:]...), frame...))
 	d.processRx()
 	return true
 }
@@ -87,9 +115,23 @@ func (d *Device) chain(qi int, head uint16, writable bool) ([][]byte, bool) {
 	return segs, true
 }
 
+// usedElem is one buffer the device is done with: its head descriptor,
+// the bytes written and the bytes the driver offered.
+type usedElem struct {
+	head             uint16
+	length, capacity uint32
+}
+
 // complete writes a used element for head (or the fault configured for
 // the queue instead) and publishes the new used index.
 func (d *Device) complete(qi int, head uint16, length, capacity uint32) {
+	d.completeAll(qi, []usedElem{{head, length, capacity}})
+}
+
+// completeAll writes the used elements of one packet and then publishes
+// the used index once, so the driver sees all of them or none
+// (§5.1.6.4.1). A configured fault applies to the first.
+func (d *Device) completeAll(qi int, elems []usedElem) {
 	q := &d.q[qi]
 	used, err := d.mem.Slice(q.device, 4+8*int(q.size))
 	if err != nil {
@@ -103,9 +145,10 @@ func (d *Device) complete(qi int, head uint16, length, capacity uint32) {
 		q.usedIdx++
 	}
 	fault := q.fault
-	if fault != FaultStall {
+	if fault != FaultStall && fault != FaultShortMerge {
 		q.fault = FaultNone
 	}
+	head, length, capacity := elems[0].head, elems[0].length, elems[0].capacity
 	switch fault {
 	case FaultBogusID:
 		put(uint32(q.size)+7, length)
@@ -125,6 +168,9 @@ func (d *Device) complete(qi int, head uint16, length, capacity uint32) {
 		q.usedIdx += q.size + 1
 	default:
 		put(uint32(head), length)
+	}
+	for _, e := range elems[1:] {
+		put(uint32(e.head), e.length)
 	}
 	le.PutUint16(used[2:], q.usedIdx)
 	if avail, err := d.mem.Slice(q.driver, 2); err == nil && le.Uint16(avail)&availFNoInterrupt == 0 {
@@ -198,33 +244,60 @@ func (d *Device) processTx() {
 
 func (d *Device) processRx() {
 	q := &d.q[RxQueue]
+	merge := d.drvFeatures&uint64(virtio.FeatureMrgRxBuf) != 0
 	for d.Backlog() > 0 && d.live() && q.enabled && q.fault != FaultStall {
-		head, ok := d.nextAvail(RxQueue)
-		if !ok {
-			return
+		entry := d.backlog[d.bhead] // virtio-net header, then the frame
+		// Without MRG_RXBUF a packet gets one buffer, which must hold it;
+		// with it, as many buffers as it takes (§5.1.6.3.2), and the packet
+		// waits until the driver has posted enough.
+		var elems []usedElem
+		var segs [][]byte
+		room := 0
+		for len(elems) == 0 || (merge && room < len(entry)) {
+			head, ok := d.nextAvail(RxQueue)
+			if !ok {
+				if len(elems) == 0 {
+					return
+				}
+				q.lastAvail -= uint16(len(elems)) // not enough yet: give them back
+				return
+			}
+			chain, ok := d.chain(RxQueue, head, true)
+			if !ok {
+				return
+			}
+			capacity := 0
+			for _, c := range chain {
+				capacity += len(c)
+			}
+			elems = append(elems, usedElem{head: head, capacity: uint32(capacity)})
+			segs = append(segs, chain...)
+			room += capacity
 		}
-		segs, ok := d.chain(RxQueue, head, true)
-		if !ok {
-			return
-		}
-		frame := d.popBacklog()
-		capacity := 0
-		for _, s := range segs {
-			capacity += len(s)
-		}
-		if capacity < netHdrLen+len(frame) {
-			d.violate("receive buffer %d holds %d bytes, frame needs %d", head, capacity, netHdrLen+len(frame))
+		d.popBacklog()
+		if room < len(entry) {
+			d.violate("receive buffer %d holds %d bytes, frame needs %d", elems[0].head, room, len(entry))
 			d.stats.RxDropped++
-			d.complete(RxQueue, head, 0, uint32(capacity))
+			d.complete(RxQueue, elems[0].head, 0, elems[0].capacity)
 		} else {
-			var hdr [netHdrLen]byte
-			le.PutUint16(hdr[10:], 1) // num_buffers is 1 without MRG_RXBUF
-			scatter(segs, hdr[:], frame)
+			// num_buffers is 1 without MRG_RXBUF (§5.1.6.4).
+			n := len(elems)
+			if q.fault == FaultShortMerge {
+				q.fault = FaultNone
+				n++
+			}
+			le.PutUint16(entry[10:], uint16(n))
+			scatter(segs, entry)
+			for i, left := 0, len(entry); i < len(elems); i++ {
+				elems[i].length = uint32(min(left, int(elems[i].capacity)))
+				left -= int(elems[i].length)
+			}
+			frame := len(entry) - netHdrLen
 			d.stats.RxFrames++
-			d.stats.RxBytes += uint64(len(frame))
-			d.complete(RxQueue, head, uint32(netHdrLen+len(frame)), uint32(capacity))
+			d.stats.RxBytes += uint64(frame)
+			d.completeAll(RxQueue, elems)
 		}
-		d.spare = append(d.spare, frame[:0])
+		d.spare = append(d.spare, entry[:0])
 	}
 }
 
@@ -242,8 +315,7 @@ func scatter(segs [][]byte, parts ...[]byte) {
 	}
 }
 
-func (d *Device) popBacklog() []byte {
-	f := d.backlog[d.bhead]
+func (d *Device) popBacklog() {
 	d.backlog[d.bhead] = nil
 	d.bhead++
 	// Compact once the consumed prefix dominates, so the array is reused
@@ -253,5 +325,4 @@ func (d *Device) popBacklog() []byte {
 		clear(d.backlog[n:])
 		d.backlog, d.bhead = d.backlog[:n], 0
 	}
-	return f
 }
