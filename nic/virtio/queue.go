@@ -3,6 +3,8 @@ package virtio
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Split virtqueue layout (§2.7): descriptor table of 16-byte entries (addr
@@ -78,6 +80,10 @@ func newQueue(dma DMA, index, size uint16, bufLen int) (*queue, error) {
 		q.free()
 		return nil, fmt.Errorf("virtio-net: queue %d: DMA allocator returned short buffers", index)
 	}
+	if uintptr(unsafe.Pointer(&q.ring.Bytes()[0]))%4 != 0 {
+		q.free()
+		return nil, fmt.Errorf("virtio-net: queue %d: DMA allocator returned ring memory the CPU sees unaligned", index)
+	}
 	// DMA memory comes uninitialised, and the used area must start zeroed
 	// (§4.1.5.1.3) or a stale used.idx would look like completions.
 	clear(q.ring.Bytes())
@@ -127,25 +133,36 @@ func (q *queue) post(id uint16, n int, flags uint16) {
 	q.outstanding++
 }
 
+// header is the first word of the avail or used area at off: flags in
+// its low half, idx in its high half (the rings are little-endian, as every
+// port we build for is). The indices are shared with the device while it
+// runs, so they are read and written whole through this word: as plain
+// 16-bit accesses Go may split them into two byte accesses (it does on
+// riscv64), and the device then sees an index half updated, or we read one
+// — seen as a used index 258 ahead in a ring of 256.
+func (q *queue) header(off int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&q.ring.Bytes()[off]))
+}
+
 // publish makes posted slots visible and says whether the device wants a
 // notification. Descriptors and ring slots must be in memory before the
 // index moves, and the index before used.flags is read (otherwise a device
 // that just turned notifications back on could be missed).
 func (q *queue) publish() (notify bool) {
 	fence()
-	le.PutUint16(q.ring.Bytes()[q.availOff+2:], q.availIdx)
+	atomic.StoreUint32(q.header(q.availOff), availFNoInt|uint32(q.availIdx)<<16)
 	return q.wantsNotify()
 }
 
 // wantsNotify reads the device's VIRTQ_USED_F_NO_NOTIFY hint.
 func (q *queue) wantsNotify() bool {
 	fence()
-	return le.Uint16(q.ring.Bytes()[q.usedOff:])&usedFNoNtfy == 0
+	return atomic.LoadUint32(q.header(q.usedOff))&usedFNoNtfy == 0
 }
 
 // ready reads used.idx and returns how many new entries the device claims.
 func (q *queue) ready() (int, error) {
-	idx := le.Uint16(q.ring.Bytes()[q.usedOff+2:])
+	idx := uint16(atomic.LoadUint32(q.header(q.usedOff)) >> 16)
 	n := int(idx - q.usedIdx)
 	if n > q.outstanding {
 		return 0, fmt.Errorf("%w: queue %d used index moved from %d to %d (%d entries) with %d buffers outstanding in a ring of %d",
