@@ -227,7 +227,7 @@ func (d *Device) processTx() {
 		}
 		for i, b := range scratch[:netHdrLen] {
 			if b != 0 {
-				d.broken("transmit header byte %d is %#x; no offloads were negotiated", i, b)
+				d.broken("transmit header byte %d is %#x; no transmit offloads were negotiated", i, b)
 				return
 			}
 		}
