@@ -31,8 +31,8 @@ const (
 // to a 64 KiB IPv4 packet, spread over several receive buffers) with the
 // checksum left partial: a 64 MiB download from Linux over a tap comes in
 // about 2k frames instead of 70k, and each frame costs the poller, the
-// demux and the connection actor about the same whatever its size. The driver accepts the three (ReceiveOffloads)
-// together or none.
+// demux and the connection actor about the same whatever its size. The
+// driver accepts the three (ReceiveOffloads) together or none.
 const (
 	// mergeBufLen is the size of each receive buffer with MRG_RXBUF: a
 	// page, so a 64 KiB packet takes 17.
