@@ -329,7 +329,7 @@ func (c *tcpConn) tsNow(now time.Time) uint32 {
 func (c *tcpConn) sendSYN(now time.Time) {
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
 	o := tcpOut{seq: c.iss, flags: flagSYN, wnd: uint16(min(c.rcv.free(), 0xffff)), syn: true,
-		mss: uint16(c.mtu - 40), wscale: c.rcvShift, ts: true, tsVal: c.tsNow(now)}
+		mss: uint16(c.ourMSS()), wscale: c.rcvShift, ts: true, tsVal: c.tsNow(now)}
 	c.emitOut(&o, 0, 0)
 	if c.synAt.IsZero() {
 		c.synAt = now
@@ -386,9 +386,13 @@ func (c *tcpConn) synSent(seg *segment, now time.Time) {
 	close(c.established)
 }
 
+// ourMSS is the MSS we advertise: what fits our route's MTU behind
+// option-less IPv4 and TCP headers.
+func (c *tcpConn) ourMSS() int { return c.mtu - 40 }
+
 // smss is the most payload a data segment without SACK blocks carries.
 func (c *tcpConn) smss() int {
-	n := min(c.peerMSS, c.mtu-40)
+	n := min(c.peerMSS, c.ourMSS())
 	if c.tsOK {
 		n -= 12
 	}
@@ -602,7 +606,7 @@ func (c *tcpConn) receiveData(seg *segment) {
 	// Count full-sized segments, not packets: a segment the NIC took whole
 	// from the host (larger than our MSS) is as many as it holds, and is
 	// ACKed at once like two would be (RFC 9293 3.8.6.3).
-	mss := c.mtu - 40
+	mss := c.ourMSS()
 	c.ackPending += (len(p) + mss - 1) / mss
 	c.rcvReady = true
 }
@@ -930,7 +934,7 @@ func (c *tcpConn) sendFrom(seq, end uint32) int {
 	var o tcpOut
 	c.fillOut(&o, seq, flagACK)
 	// RFC 6691: the MSS leaves out options, so they come off the payload.
-	limit := min(c.peerMSS, c.mtu-40) - o.optLen()
+	limit := min(c.peerMSS, c.ourMSS()) - o.optLen()
 	n := 0
 	if seqLT(seq, dataEnd) {
 		n = min(int(dataEnd-seq), max(limit, 1))
