@@ -139,13 +139,7 @@ func (p *scriptPeer) setDrop(f func(*segment) bool) {
 func (p *scriptPeer) sendUDP(dst netip.Addr, payload []byte, corrupt bool) {
 	b := p.pool.Get()
 	total := ipv4HeaderLen + udpHeaderLen + len(payload)
-	buf := b.Append(frames.HeaderLen + total)
-	if buf == nil {
-		// Larger than the MTU: a segment the host handed over whole, as
-		// a NIC with receive offloads delivers it.
-		buf = make([]byte, frames.HeaderLen+total)
-		b.Bufs = append(b.Bufs, buf)
-	}
+	buf := appendFrame(b, frames.HeaderLen+total)
 	frames.Header{Dst: p.ourMAC, Src: p.mac, Type: frames.TypeIPv4}.Put(buf)
 	ip := buf[frames.HeaderLen:]
 	putIPv4(ip, total, 1, protoUDP, p.ip, dst.As4())
@@ -162,17 +156,23 @@ func (p *scriptPeer) sendUDP(dst netip.Addr, payload []byte, corrupt bool) {
 	p.rx <- b
 }
 
+// appendFrame adds an n-byte frame buffer to b; one larger than the MTU is
+// a segment the host handed over whole, as a NIC with receive offloads
+// delivers it, and gets a buffer of its own.
+func appendFrame(b *actors.Batch, n int) []byte {
+	if buf := b.Append(n); buf != nil {
+		return buf
+	}
+	buf := make([]byte, n)
+	b.Bufs = append(b.Bufs, buf)
+	return buf
+}
+
 // send sends a segment from the peer to our stack's port lport.
 func (p *scriptPeer) send(lport uint16, o tcpOut, payload []byte) {
 	b := p.pool.Get()
 	total := ipv4HeaderLen + tcpHeaderLen + o.optLen() + len(payload)
-	buf := b.Append(frames.HeaderLen + total)
-	if buf == nil {
-		// Larger than the MTU: a segment the host handed over whole, as
-		// a NIC with receive offloads delivers it.
-		buf = make([]byte, frames.HeaderLen+total)
-		b.Bufs = append(b.Bufs, buf)
-	}
+	buf := appendFrame(b, frames.HeaderLen+total)
 	frames.Header{Dst: p.ourMAC, Src: p.mac, Type: frames.TypeIPv4}.Put(buf)
 	ip := buf[frames.HeaderLen:]
 	dst := ourAddr.Addr().As4()
