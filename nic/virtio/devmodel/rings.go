@@ -256,10 +256,7 @@ func (d *Device) processRx() {
 		for len(elems) == 0 || (merge && room < len(entry)) {
 			head, ok := d.nextAvail(RxQueue)
 			if !ok {
-				if len(elems) == 0 {
-					return
-				}
-				q.lastAvail -= uint16(len(elems)) // not enough yet: give them back
+				q.lastAvail -= uint16(len(elems)) // not enough yet: give back what was taken
 				return
 			}
 			chain, ok := d.chain(RxQueue, head, true)
